@@ -1,0 +1,29 @@
+# Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OUT ?= outputs
+
+.PHONY: demo test lint bench bench-smoke clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,digits]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/name_density.py --out $(OUT)/name_density
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check tfp_flows tests benchmarks examples
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/run.py
+
+bench-smoke: $(VENV)/.installed
+	$(PY) benchmarks/run.py --smoke
+
+clean:
+	rm -rf $(VENV) $(OUT) *.egg-info

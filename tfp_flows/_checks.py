@@ -1,0 +1,59 @@
+"""Argument checks shared by the bijectors: clear errors that name the argument."""
+
+import numbers
+
+import tensorflow as tf
+
+
+def positive_int(value, name):
+    """Returns ``value`` as an int, or raises ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def float_dtype(dtype, name="dtype"):
+    """Returns ``dtype`` as a floating ``tf.DType``, or raises ``TypeError``."""
+    try:
+        dtype = tf.as_dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"`{name}` must be a floating dtype, got {dtype!r}.") from e
+    if not dtype.is_floating:
+        raise TypeError(f"`{name}` must be a floating dtype (float32 or float64), got {dtype.name}.")
+    return dtype
+
+
+def in_open_interval(value, low, high, name):
+    """Returns ``float(value)`` if ``low < value < high``, else raises ``ValueError``."""
+    if not isinstance(value, numbers.Real) or not low < value < high:
+        raise ValueError(f"`{name}` must lie in ({low}, {high}), got {value!r}.")
+    return float(value)
+
+
+def positive_float(value, name):
+    """Returns ``float(value)`` if it is a finite number > 0, else raises ``ValueError``."""
+    if not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
+        raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
+    return float(value)
+
+
+def event_shape(x, event_size, owner):
+    """Checks statically that ``x`` has rank >= 1 and last axis ``event_size``.
+
+    Args:
+      x: tensor with shape ``[..., event_size]``.
+      event_size: the expected size of the last axis.
+      owner: name of the bijector, used in the message.
+
+    Raises:
+      ValueError: naming the expected and received shapes.
+    """
+    rank = x.shape.rank
+    if rank is not None and rank < 1:
+        raise ValueError(
+            f"{owner}: input must have rank >= 1 with event size {event_size} on its last axis, "
+            f"got a scalar (shape {x.shape}).")
+    if rank is not None and x.shape[-1] is not None and x.shape[-1] != event_size:
+        raise ValueError(
+            f"{owner}: expected event size {event_size} on the last axis of the input, "
+            f"got {x.shape[-1]} (input shape {x.shape}).")

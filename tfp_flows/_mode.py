@@ -1,0 +1,25 @@
+"""Training-mode switch read by mode-dependent bijectors (``BatchNorm``).
+
+``FlowModel`` enters ``training_mode(True)`` while tracing its train step and
+``training_mode(False)`` for evaluate/predict/sample; code outside defaults to inference.
+"""
+
+import contextlib
+import contextvars
+
+_TRAINING = contextvars.ContextVar("tfp_flows_training", default=False)
+
+
+def is_training():
+    """Returns the current Python-level training flag."""
+    return _TRAINING.get()
+
+
+@contextlib.contextmanager
+def training_mode(training=True):
+    """Context in which mode-dependent bijectors use batch statistics (``training=True``)."""
+    token = _TRAINING.set(bool(training))
+    try:
+        yield
+    finally:
+        _TRAINING.reset(token)

@@ -1,0 +1,85 @@
+"""A TF2 shift-and-log-scale network for ``tfb.RealNVP``.
+
+Drop-in replacement for ``tfb.real_nvp_default_template``, whose TF1 variables are
+invisible in TF2 (``bijector.trainable_variables == ()``).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_flows import _checks
+from tfp_flows._variables import make_variable
+from tfp_flows.nn import MLP, concat_conditions
+
+
+class RealNVPTemplate(tf.Module):
+    """Callable ``(x0, output_units, **condition_kwargs) -> (shift, log_scale)``.
+
+    An MLP maps ``x0 [..., d]`` (concatenated with any conditioning tensors
+    ``[..., c]``) to ``2 * output_units`` numbers, split into ``shift`` and a raw
+    log-scale ``r``. The log-scale is softly bounded,
+    ``log_scale = c * tanh(r / c)``, ``c = softplus(rho) > 0`` learnable per unit
+    (initially ``log_scale_bound``), so ``exp(log_scale)`` cannot blow up during training.
+    The last layer is zero-initialised: a fresh coupling is the identity.
+    With ``shift_only=True`` it returns ``(shift, None)``: NICE's additive coupling.
+
+    Variables are created on the first call, when ``d`` and ``output_units`` are known.
+    """
+
+    def __init__(self, hidden_layers, shift_only=False, activation=tf.nn.relu,
+                 log_scale_bound=2.0, seed=None, name=None):
+        super().__init__(name=name or "real_nvp_template")
+        hidden_layers = list(hidden_layers)
+        if not hidden_layers:
+            raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
+        for h in hidden_layers:
+            _checks.positive_int(h, "hidden_layers[i]")
+        self._hidden_layers = hidden_layers
+        self._shift_only = bool(shift_only)
+        self._activation = activation
+        self._log_scale_bound = _checks.positive_float(log_scale_bound, "log_scale_bound")
+        self._seed = seed
+        self._output_units = None
+        self.network = None
+        self.log_scale_bound_param = None
+
+    @property
+    def shift_only(self):
+        return self._shift_only
+
+    def _build(self, output_units, dtype):
+        width = output_units if self._shift_only else 2 * output_units
+        self.network = MLP(self._hidden_layers, width, activation=self._activation,
+                           zero_init_output=True, seed=self._seed, name="network")
+        if not self._shift_only:
+            rho = np.log(np.expm1(self._log_scale_bound))  # softplus^{-1}
+            self.log_scale_bound_param = make_variable(
+                np.full([output_units], rho), "log_scale_bound", dtype)
+        self._output_units = output_units
+
+    def __call__(self, x0, output_units, **condition_kwargs):
+        x0 = tf.convert_to_tensor(x0)
+        output_units = _checks.positive_int(int(output_units), "output_units")
+        if self._output_units is None:
+            self._build(output_units, x0.dtype)
+        elif output_units != self._output_units:
+            raise ValueError(
+                f"{self.name}: built for output_units={self._output_units}, got {output_units}; "
+                "use one template per coupling layer.")
+        out = self.network(concat_conditions(x0, condition_kwargs))
+        if self._shift_only:
+            return out, None
+        shift, raw = tf.split(out, 2, axis=-1)
+        bound = tf.nn.softplus(self.log_scale_bound_param)
+        return shift, bound * tf.tanh(raw / bound)
+
+
+def real_nvp_template(hidden_layers, shift_only=False, activation=tf.nn.relu,
+                      log_scale_bound=2.0, seed=None, name=None):
+    """Returns a ``RealNVPTemplate``: the TF2 ``tfb.real_nvp_default_template``.
+
+    Example:
+      ``tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=real_nvp_template([64, 64]))``
+    """
+    return RealNVPTemplate(hidden_layers, shift_only=shift_only, activation=activation,
+                           log_scale_bound=log_scale_bound, seed=seed, name=name)

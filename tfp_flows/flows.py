@@ -1,0 +1,127 @@
+"""Builders returning ready ``tfd.TransformedDistribution``s over a standard-normal base.
+
+Every builder records its own arguments as ``dist.flow_config`` (a dict with the key
+``"builder"``), so ``build(**dist.flow_config)`` rebuilds the same architecture; ``FlowModel``
+uses this to serialise a model.
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import _checks
+from tfp_flows.bijectors import (
+    BatchNorm,
+    LULinear,
+    PiecewiseLinearCDF,
+    Planar,
+    random_permute,
+    real_nvp_template,
+)
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+
+
+def _seed(seed, i):
+    """Seed of the ``i``-th layer: derived from ``seed``, or None (random) if seed is None."""
+    return None if seed is None else [int(seed), i]
+
+
+def standard_normal(event_size, dtype=tf.float32):
+    """``N(0, I)`` over events of shape ``[event_size]``."""
+    dtype = _checks.float_dtype(dtype)
+    return tfd.Sample(tfd.Normal(tf.zeros([], dtype), tf.ones([], dtype)), [event_size])
+
+
+def _finish(bijectors, event_size, dtype, name, config):
+    # tfb.Chain applies its list last-to-first; `bijectors` is listed base -> data.
+    dist = tfd.TransformedDistribution(standard_normal(event_size, dtype),
+                                       tfb.Chain(list(reversed(bijectors)), name=name), name=name)
+    dist.flow_config = config
+    return dist
+
+
+def _mixing_permutation(event_size, seed, i):
+    if event_size == 2:
+        return tfb.Permute([1, 0], name=f"permute_{i}")
+    return random_permute(event_size, seed=_seed(seed, 1000 + i), name=f"permute_{i}")
+
+
+def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, shift_only=False,
+            log_scale_bound=2.0, seed=None, dtype=tf.float32, name="realnvp"):
+    """RealNVP (Dinh et al., 2017): affine couplings with a permutation between them.
+
+    Base -> data: ``[coupling_i, (BatchNorm_i), permutation_i]`` for ``i < num_layers``
+    (no permutation after the last coupling). Each coupling conditions the second half
+    of the event on the first ``event_size // 2`` entries via ``real_nvp_template``.
+    """
+    config = dict(builder="realnvp", event_size=event_size, num_layers=num_layers,
+                  hidden_layers=list(hidden_layers), batch_norm=batch_norm, shift_only=shift_only,
+                  log_scale_bound=log_scale_bound, seed=seed, dtype=tf.as_dtype(dtype).name,
+                  name=name)
+    event_size = _checks.positive_int(event_size, "event_size")
+    if event_size < 2:
+        raise ValueError(f"realnvp needs `event_size` >= 2 to split the event, got {event_size}.")
+    num_layers = _checks.positive_int(num_layers, "num_layers")
+    dtype = _checks.float_dtype(dtype)
+    layers = []
+    for i in range(num_layers):
+        template = real_nvp_template(hidden_layers, shift_only=shift_only,
+                                     log_scale_bound=log_scale_bound, seed=_seed(seed, i),
+                                     name=f"template_{i}")
+        layers.append(tfb.RealNVP(num_masked=event_size // 2, shift_and_log_scale_fn=template,
+                                  name=f"coupling_{i}"))
+        if batch_norm:
+            layers.append(BatchNorm(event_size, dtype=dtype, name=f"batch_norm_{i}"))
+        if i < num_layers - 1:
+            layers.append(_mixing_permutation(event_size, seed, i))
+    return _finish(layers, event_size, dtype, name, config)
+
+
+def planar(event_size, num_layers=8, seed=None, dtype=tf.float32, name="planar_flow"):
+    """A stack of ``num_layers`` ``Planar`` layers (Rezende & Mohamed, 2015)."""
+    config = dict(builder="planar", event_size=event_size, num_layers=num_layers, seed=seed,
+                  dtype=tf.as_dtype(dtype).name, name=name)
+    num_layers = _checks.positive_int(num_layers, "num_layers")
+    layers = [Planar(event_size, seed=_seed(seed, i), dtype=dtype, name=f"planar_{i}")
+              for i in range(num_layers)]
+    return _finish(layers, event_size, _checks.float_dtype(dtype), name, config)
+
+
+def lu_piecewise_linear(event_size, num_layers=4, num_bins=16, seed=None, dtype=tf.float32,
+                        name="lu_piecewise_linear"):
+    """Alternates ``LULinear`` mixing with elementwise piecewise-linear CDFs.
+
+    Base -> data per layer: ``LULinear``, then ``logit ∘ PiecewiseLinearCDF ∘ sigmoid``
+    (the piecewise-linear map acts in the unit cube, so the composite is a bijection of R^D).
+    """
+    config = dict(builder="lu_piecewise_linear", event_size=event_size, num_layers=num_layers,
+                  num_bins=num_bins, seed=seed, dtype=tf.as_dtype(dtype).name, name=name)
+    num_layers = _checks.positive_int(num_layers, "num_layers")
+    dtype = _checks.float_dtype(dtype)
+    layers = []
+    for i in range(num_layers):
+        layers.append(LULinear(event_size, seed=_seed(seed, i), dtype=dtype, name=f"lu_linear_{i}"))
+        layers += [tfb.Sigmoid(name=f"sigmoid_{i}"),
+                   PiecewiseLinearCDF(event_size, num_bins=num_bins, dtype=dtype,
+                                      name=f"piecewise_linear_{i}"),
+                   tfb.Invert(tfb.Sigmoid(), name=f"logit_{i}")]
+    return _finish(layers, event_size, dtype, name, config)
+
+
+BUILDERS = {"realnvp": realnvp, "planar": planar, "lu_piecewise_linear": lu_piecewise_linear}
+
+
+def build(builder, **kwargs):
+    """Rebuilds a flow from its ``flow_config``: ``build(**dist.flow_config)``."""
+    if builder not in BUILDERS:
+        raise ValueError(f"Unknown flow builder {builder!r}; expected one of {sorted(BUILDERS)}.")
+    return BUILDERS[builder](**kwargs)
+
+
+def layers_of(dist):
+    """Returns the bijectors of a builder's flow in base -> data order."""
+    return list(reversed(dist.bijector.bijectors))
+
+
+__all__ = ["BUILDERS", "build", "layers_of", "lu_piecewise_linear", "planar", "realnvp",
+           "standard_normal"]

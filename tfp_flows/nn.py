@@ -1,0 +1,92 @@
+"""A lazily built multilayer perceptron owned as a ``tf.Module``.
+
+Used by the coupling templates. Its parameters are created by
+``tfp_flows.make_variable`` on the first call (when the input width is known),
+so TFP tracks them as ``tf.Variable``s and ``FlowModel`` trains them as Keras weights.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_flows import _checks
+from tfp_flows._variables import make_variable
+
+
+def concat_conditions(x0, condition_kwargs):
+    """Concatenates ``x0 [..., d]`` with every conditioning tensor ``[..., c_k]``.
+
+    Conditions are taken in sorted-key order and broadcast against the batch axes of ``x0``.
+    """
+    if not condition_kwargs:
+        return x0
+    parts = [x0] + [tf.cast(condition_kwargs[k], x0.dtype) for k in sorted(condition_kwargs)]
+    batch = tf.shape(parts[0])[:-1]
+    for p in parts[1:]:
+        batch = tf.broadcast_dynamic_shape(batch, tf.shape(p)[:-1])
+    parts = [tf.broadcast_to(p, tf.concat([batch, tf.shape(p)[-1:]], axis=0)) for p in parts]
+    return tf.concat(parts, axis=-1)
+
+
+class MLP(tf.Module):
+    """``h -> W_L(act(... act(W_1 h + b_1) ...)) + b_L`` on the last axis.
+
+    Args:
+      hidden_layers: sequence of hidden widths, at least one.
+      output_units: width of the output.
+      activation: elementwise activation of the hidden layers.
+      zero_init_output: initialise the last layer to zero (output exactly 0).
+      seed: int seed for the Glorot-uniform initialisation (None: random).
+      name: module name.
+
+    Shapes: input ``[..., d]`` -> output ``[..., output_units]``; the batch axes are
+    flattened so that every layer is one 2-D ``tf.matmul`` (much faster than einsum on CPU).
+    """
+
+    def __init__(self, hidden_layers, output_units, activation=tf.nn.relu,
+                 zero_init_output=True, seed=None, name=None):
+        super().__init__(name=name)
+        hidden_layers = list(hidden_layers)
+        if not hidden_layers:
+            raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
+        self._hidden = [_checks.positive_int(h, "hidden_layers[i]") for h in hidden_layers]
+        self._output_units = _checks.positive_int(output_units, "output_units")
+        self._activation = activation
+        self._zero_init_output = zero_init_output
+        self._seed = seed
+        self._built_for = None
+        self.kernels = []
+        self.biases = []
+
+    def _build(self, input_units, dtype):
+        rng = np.random.default_rng(self._seed)
+        widths = [input_units] + self._hidden + [self._output_units]
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            last = i == len(widths) - 2
+            if last and self._zero_init_output:
+                kernel = np.zeros([fan_in, fan_out])
+            else:
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
+            self.kernels.append(make_variable(kernel, f"kernel_{i}", dtype))
+            self.biases.append(make_variable(np.zeros([fan_out]), f"bias_{i}", dtype))
+        self._built_for = (input_units, dtype)
+
+    def __call__(self, h):
+        h = tf.convert_to_tensor(h)
+        input_units = h.shape[-1]
+        if input_units is None:
+            raise ValueError("MLP: the last axis of the input must be statically known.")
+        if self._built_for is None:
+            self._build(input_units, h.dtype)
+        elif self._built_for != (input_units, h.dtype):
+            raise ValueError(
+                f"MLP {self.name}: built for input width {self._built_for[0]} and dtype "
+                f"{self._built_for[1].name}, got width {input_units} and dtype {h.dtype.name}.")
+        batch_shape = tf.shape(h)[:-1]
+        out = tf.reshape(h, [-1, input_units])
+        n = len(self.kernels)
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            out = tf.matmul(out, kernel) + bias
+            if i < n - 1:
+                out = self._activation(out)
+        return tf.reshape(out, tf.concat([batch_shape, [self._output_units]], axis=0))
