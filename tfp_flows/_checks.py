@@ -19,7 +19,8 @@ def float_dtype(dtype, name="dtype"):
     except TypeError as e:
         raise TypeError(f"`{name}` must be a floating dtype, got {dtype!r}.") from e
     if not dtype.is_floating:
-        raise TypeError(f"`{name}` must be a floating dtype (float32 or float64), got {dtype.name}.")
+        raise TypeError(
+            f"`{name}` must be a floating dtype (float32 or float64), got {dtype.name}.")
     return dtype
 
 

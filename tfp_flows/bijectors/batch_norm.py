@@ -81,11 +81,13 @@ class BatchNorm(tfb.Bijector):
         updates = []
         if self.training:
             m = self._momentum
-            updates = [self.moving_mean.assign(m * self.moving_mean + (1 - m) * tf.stop_gradient(mean)),
-                       self.moving_variance.assign(
-                           m * self.moving_variance + (1 - m) * tf.stop_gradient(variance))]
+            batch_mean, batch_variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
+            updates = [
+                self.moving_mean.assign(m * self.moving_mean + (1 - m) * batch_mean),
+                self.moving_variance.assign(m * self.moving_variance + (1 - m) * batch_variance)]
         with tf.control_dependencies(updates):
-            return (y - mean) * tf.math.rsqrt(variance + self._epsilon) * tf.exp(self.log_gamma) + self.beta
+            scale = tf.math.rsqrt(variance + self._epsilon) * tf.exp(self.log_gamma)
+            return (y - mean) * scale + self.beta
 
     def _log_det(self, variance):
         return tf.reduce_sum(0.5 * tf.math.log(variance + self._epsilon) - self.log_gamma)

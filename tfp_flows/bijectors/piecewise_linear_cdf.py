@@ -53,7 +53,8 @@ class PiecewiseLinearCDF(tfb.Bijector):
                 logits = tf.convert_to_tensor(logits)
                 dtype = _checks.float_dtype(logits.dtype, "logits.dtype")
                 if logits.shape.rank is not None and logits.shape.rank < 2:
-                    raise ValueError(f"`logits` must have shape [..., D, num_bins], got {logits.shape}.")
+                    raise ValueError(
+                        f"`logits` must have shape [..., D, num_bins], got {logits.shape}.")
                 if logits.shape[-1] is not None and logits.shape[-1] != self._num_bins:
                     raise ValueError(f"`logits` last axis must equal num_bins={self._num_bins}, "
                                      f"got {logits.shape[-1]}.")
