@@ -1,0 +1,207 @@
+"""Seeded 2-D toy densities, generated in code (nothing is downloaded).
+
+Every generator has the signature ``fn(n, seed=None, **options) -> np.ndarray`` of shape
+``[n, 2]`` and dtype float32; the same ``seed`` gives the same array, and rows come in a
+random order (so any slice of them is an i.i.d. sample). The layouts follow the toy
+benchmarks popularised by FFJORD (Grathwohl et al., 2019) and the NAF/NSF papers, so that
+pictures are comparable; the exact formula and scale are stated on each function.
+
+Use ``DATASETS[name](n, seed=...)``, ``load(name, n, seed)`` or
+``train_test(name, n_train, n_test, seed)``.
+"""
+
+import numpy as np
+
+_TEXT_CACHE = {}
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _finish(points, rng):
+    """Shuffles the rows and casts to float32 ``[n, 2]``."""
+    points = np.asarray(points, dtype=np.float64)
+    return points[rng.permutation(len(points))].astype(np.float32)
+
+
+def _check_n(n):
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"`n` must be a non-negative number of points, got {n}.")
+    return n
+
+
+def two_moons(n, noise=0.05, seed=None):
+    """Two interleaved half circles, roughly on ``[-3, 3] x [-1.2, 1.8]``.
+
+    Upper moon: ``(cos t, sin t)``; lower moon: ``(1 − cos t, 0.5 − sin t)``,
+    ``t ~ U[0, π]``, each point on one moon with probability ½; then isotropic Gaussian
+    noise of std ``noise`` and the affine map ``2·p + (−1, −0.2)`` (FFJORD's scale),
+    which centres the pair near the origin.
+    """
+    n, rng = _check_n(n), _rng(seed)
+    t = rng.uniform(0.0, np.pi, n)
+    upper = rng.random(n) < 0.5
+    x = np.where(upper, np.cos(t), 1.0 - np.cos(t))
+    y = np.where(upper, np.sin(t), 0.5 - np.sin(t))
+    points = np.stack([x, y], axis=1) + noise * rng.standard_normal([n, 2])
+    return _finish(2.0 * points + np.array([-1.0, -0.2]), rng)
+
+
+def checkerboard(n, seed=None):
+    """Uniform on the 8 dark squares of a 4 x 4 checkerboard covering ``[-4, 4]²``.
+
+    Squares have side 2; the square with lower-left corner ``(2i − 4, 2j − 4)`` is dark
+    when ``i + j`` is even (FFJORD's layout). Density ``1/32`` on the dark squares.
+    """
+    n, rng = _check_n(n), _rng(seed)
+    x1 = rng.uniform(-2.0, 2.0, n)
+    # Pick a row of the same parity as floor(x1) so that (column + row) is even.
+    x2 = rng.uniform(0.0, 1.0, n) - 2.0 * rng.integers(0, 2, n) + np.floor(x1) % 2
+    return _finish(2.0 * np.stack([x1, x2], axis=1), rng)
+
+
+def pinwheel(n, num_arms=5, radial_std=0.3, tangential_std=0.1, rate=0.25, seed=None):
+    """``num_arms`` curved arms (the pinwheel of Johnson et al., 2016), within about ``[-4, 4]²``.
+
+    A point of arm ``k`` starts as ``(1 + radial_std·ε₁, tangential_std·ε₂)``,
+    ``ε ~ N(0, I)``, and is rotated by ``θ = 2πk/num_arms + rate · exp(r)`` where ``r`` is
+    its first coordinate (so arms bend outwards), then scaled by 2.
+    """
+    n, rng = _check_n(n), _rng(seed)
+    arm = rng.integers(0, num_arms, n)
+    r = 1.0 + radial_std * rng.standard_normal(n)
+    s = tangential_std * rng.standard_normal(n)
+    theta = 2.0 * np.pi * arm / num_arms + rate * np.exp(r)
+    c, sn = np.cos(theta), np.sin(theta)
+    points = np.stack([c * r - sn * s, sn * r + c * s], axis=1)
+    return _finish(2.0 * points, rng)
+
+
+def eight_gaussians(n, radius=2.0, std=0.25, seed=None):
+    """Equal mixture of 8 isotropic Gaussians with means on a circle of radius ``radius``.
+
+    Means ``radius · (cos(πk/4), sin(πk/4))``, ``k = 0..7``, std ``std`` per axis. The
+    defaults are FFJORD's layout (radius 2√2, std 0.5/√2) rescaled to radius 2, keeping
+    the ratio std/radius = 1/8.
+    """
+    n, rng = _check_n(n), _rng(seed)
+    angle = np.pi / 4.0 * rng.integers(0, 8, n)
+    means = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return _finish(means + std * rng.standard_normal([n, 2]), rng)
+
+
+def two_spirals(n, noise=0.1, seed=None):
+    """Two interleaved Archimedean spirals, within about ``[-4, 4]²`` (FFJORD's "2spirals").
+
+    With ``s = 3π · sqrt(u)``, ``u ~ U[0, 1]`` (1.5 turns, uniform along the area), a point is
+    ``(−s cos s + 0.5 v₁, s sin s + 0.5 v₂) / 3``, ``v ~ U[0, 1]²``, mirrored through the
+    origin with probability ½, plus Gaussian noise of std ``noise``.
+    """
+    n, rng = _check_n(n), _rng(seed)
+    s = 3.0 * np.pi * np.sqrt(rng.random(n))
+    points = np.stack([-np.cos(s) * s, np.sin(s) * s], axis=1) + 0.5 * rng.random([n, 2])
+    sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)[:, None]
+    points = sign * points / 3.0 + noise * rng.standard_normal([n, 2])
+    return _finish(points, rng)
+
+
+def leaky_relu_toy(n, seed=None):
+    """``x₂ ~ N(0, 4)`` (std 2) and ``x₁ | x₂ ~ N(x₂²/4, 1)``: a banana opening to the right.
+
+    Columns are ``[x₁, x₂]``; the exact log-density is
+    ``log N(x₂; 0, 2²) + log N(x₁; x₂²/4, 1)`` (see ``leaky_relu_toy_log_prob``).
+    """
+    n, rng = _check_n(n), _rng(seed)
+    x2 = 2.0 * rng.standard_normal(n)
+    x1 = x2 ** 2 / 4.0 + rng.standard_normal(n)
+    return _finish(np.stack([x1, x2], axis=1), rng)
+
+
+def leaky_relu_toy_log_prob(x):
+    """Exact log-density of ``leaky_relu_toy`` at ``x [..., 2]`` (NumPy, float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    x1, x2 = x[..., 0], x[..., 1]
+    log_norm = -0.5 * np.log(2.0 * np.pi)
+    return (log_norm - np.log(2.0) - 0.5 * (x2 / 2.0) ** 2
+            + log_norm - 0.5 * (x1 - x2 ** 2 / 4.0) ** 2)
+
+
+def text_mask(text="tfp_flows", font_size=64):
+    """Rasterises ``text`` with Pillow's built-in font; returns a bool ``[H, W]`` ink mask.
+
+    Uses ``ImageFont.load_default(size=font_size)`` (a scalable font when Pillow has
+    FreeType, else Pillow's small bitmap font), black on white, cropped to the ink.
+    """
+    key = (text, font_size)
+    if key not in _TEXT_CACHE:
+        from PIL import Image, ImageDraw, ImageFont
+
+        if not text or not text.strip():
+            raise ValueError(f"`text` must contain at least one visible character, got {text!r}.")
+        try:
+            font = ImageFont.load_default(size=font_size)
+        except TypeError:  # Pillow < 10.1 has no size argument.
+            font = ImageFont.load_default()
+        left, top, right, bottom = font.getbbox(text)
+        pad = 4
+        image = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), color=255)
+        ImageDraw.Draw(image).text((pad - left, pad - top), text, fill=0, font=font)
+        ink = np.asarray(image) < 128
+        if not ink.any():
+            raise ValueError(f"Rendering {text!r} produced no dark pixels.")
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        _TEXT_CACHE[key] = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return _TEXT_CACHE[key]
+
+
+def text(n, text="tfp_flows", font_size=64, jitter=0.02, seed=None):
+    """Points on the dark pixels of ``text`` rendered by ``text_mask``.
+
+    Each point picks a dark pixel uniformly, a uniform position inside it, and Gaussian
+    jitter of std ``jitter`` (in output units). Pixel ``(row, col)`` of an ``H x W`` mask
+    maps to ``x = s·(col − W/2)``, ``y = s·(H/2 − row)`` (text reads left to right,
+    upright), with the single scale ``s = min(8/W, 4/H)``: the text keeps its aspect
+    ratio and fills ``[-4, 4]`` horizontally or ``[-2, 2]`` vertically, whichever binds.
+    """
+    n, rng = _check_n(n), _rng(seed)
+    mask = text_mask(text, font_size)
+    h, w = mask.shape
+    rows, cols = np.nonzero(mask)
+    pick = rng.integers(0, len(rows), n)
+    scale = min(8.0 / w, 4.0 / h)
+    x = scale * (cols[pick] + rng.random(n) - w / 2.0)
+    y = scale * (h / 2.0 - rows[pick] - rng.random(n))
+    points = np.stack([x, y], axis=1) + jitter * rng.standard_normal([n, 2])
+    return _finish(points, rng)
+
+
+DATASETS = {
+    "two_moons": two_moons,
+    "checkerboard": checkerboard,
+    "pinwheel": pinwheel,
+    "eight_gaussians": eight_gaussians,
+    "two_spirals": two_spirals,
+    "leaky_relu_toy": leaky_relu_toy,
+    "text": text,
+}
+
+
+def load(name, n, seed=None, **options):
+    """Returns ``DATASETS[name](n, seed=seed, **options)``: float32 ``[n, 2]``."""
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
+    return DATASETS[name](n, seed=seed, **options)
+
+
+def train_test(name, n_train, n_test, seed=None, **options):
+    """Returns ``(train [n_train, 2], test [n_test, 2])``: disjoint i.i.d. draws of one sample."""
+    n_train, n_test = _check_n(n_train), _check_n(n_test)
+    data = load(name, n_train + n_test, seed=seed, **options)
+    return data[:n_train], data[n_train:]
+
+
+__all__ = ["DATASETS", "checkerboard", "eight_gaussians", "leaky_relu_toy",
+           "leaky_relu_toy_log_prob", "load", "pinwheel", "text", "text_mask", "train_test",
+           "two_moons", "two_spirals"]
