@@ -1,0 +1,291 @@
+"""Matplotlib figures for 2-D flows: data vs samples, densities, training curves, warps.
+
+Every function returns a ``matplotlib.figure.Figure`` drawn on the Agg canvas without
+pyplot, so nothing depends on (or changes) the session's backend: in a notebook the
+returned figure displays itself, in a script ``save(fig, path)`` writes a PNG. Figure sizes
+are fixed (``figsize`` inches x ``dpi``), so a PNG's pixel size is known in advance:
+``figure_pixels(fig)``.
+
+Distributions are anything with ``log_prob`` (a TFP distribution, a ``FlowModel``) or a
+plain callable ``x [N, 2] -> log p [N]``; they are evaluated on a grid through
+``tf.function(log_prob, jit_compile=True)``.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+DPI = 100
+QUADRANT_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e")
+_QUADRANT_CMAP = ListedColormap(QUADRANT_COLORS)
+
+
+def new_figure(width, height, dpi=DPI):
+    """A pyplot-free Figure of ``width x height`` inches on an Agg canvas."""
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_pixels(fig):
+    """``(width, height)`` in pixels of the PNG that ``save(fig, ...)`` writes."""
+    w, h = fig.get_size_inches() * fig.dpi
+    return int(round(w)), int(round(h))
+
+
+def save(fig, path, colors=None):
+    """Writes ``fig`` as a PNG of exactly ``figure_pixels(fig)``; makes parent folders.
+
+    ``colors=k`` stores a ``k``-colour palette image instead of RGBA (Pillow's median-cut
+    quantiser), which makes dense scatter plots several times smaller, e.g. for a README.
+    Returns ``path``.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if colors is None:
+        fig.savefig(path, dpi=fig.dpi, format="png")
+        return path
+    from PIL import Image
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    image.quantize(colors=int(colors)).save(path, format="PNG", optimize=True)
+    return path
+
+
+def limits(*arrays, quantile=0.005, pad=0.1):
+    """Square-free plot box ``((x0, x1), (y0, y1))`` covering the central mass of the arrays."""
+    pts = np.concatenate([np.asarray(a, np.float64).reshape(-1, 2) for a in arrays])
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    lo, hi = np.quantile(pts, quantile, axis=0), np.quantile(pts, 1 - quantile, axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    lo, hi = lo - pad * span, hi + pad * span
+    return (lo[0], hi[0]), (lo[1], hi[1])
+
+
+def _log_prob_fn(dist):
+    fn = dist.log_prob if hasattr(dist, "log_prob") else dist
+    return tf.function(fn, jit_compile=True)
+
+
+def grid_log_prob(dist, lims, grid=200, dtype=np.float32):
+    """Evaluates ``log p`` on a ``grid x grid`` mesh of ``lims``.
+
+    Returns ``(xs [grid], ys [grid], log_p [grid, grid])`` with ``log_p[i, j]`` at
+    ``(xs[j], ys[i])`` (image order for ``imshow(origin="lower")``).
+    """
+    (x0, x1), (y0, y1) = lims
+    xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
+    mesh = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(dtype)
+    log_p = np.asarray(_log_prob_fn(dist)(tf.constant(mesh)), np.float64)
+    return xs, ys, log_p.reshape(grid, grid)
+
+
+def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis"):
+    """Draws ``p`` (or ``log p`` clipped at ``max − floor`` when ``log=True``) into ``ax``.
+
+    Non-finite values are shown at the bottom of the colour scale. Returns the image.
+    """
+    _, _, log_p = grid_log_prob(dist, lims, grid)
+    finite = np.isfinite(log_p)
+    top = log_p[finite].max() if finite.any() else 0.0
+    log_p = np.where(finite, log_p, -np.inf)
+    if log:
+        values = np.maximum(log_p, top - floor)
+    else:
+        values = np.exp(log_p - top)  # unnormalised densities share one colour scale per panel
+    (x0, x1), (y0, y1) = lims
+    image = ax.imshow(values, origin="lower", extent=(x0, x1, y0, y1), cmap=cmap,
+                      aspect="auto", interpolation="nearest")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    return image
+
+
+def _scatter(ax, points, lims, color="k", size=1.0, alpha=0.5, **kwargs):
+    points = np.asarray(points)
+    ax.scatter(points[:, 0], points[:, 1], s=size, c=color, alpha=alpha, linewidths=0,
+               rasterized=True, **kwargs)
+    ax.set_xlim(*lims[0])
+    ax.set_ylim(*lims[1])
+
+
+def _clean(ax, title=None):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def data_vs_samples(data, samples, lims=None, titles=("data", "flow samples"), size=(10, 4.5)):
+    """Two scatter panels side by side: ``data [N, 2]`` | ``samples [M, 2]``. Size 10 x 4.5 in."""
+    lims = lims or limits(data)
+    fig = new_figure(*size)
+    axes = fig.subplots(1, 2)
+    for ax, pts, title, color in zip(axes, (data, samples), titles, ("#1f77b4", "#d62728")):
+        _scatter(ax, pts, lims, color=color)
+        _clean(ax, f"{title} (n={len(pts)})")
+    fig.tight_layout()
+    return fig
+
+
+def log_density(dist, lims, data=None, grid=200, floor=10.0, title="flow log-density",
+                size=(6, 4.5)):
+    """Heat map of ``log p`` on ``lims`` (clipped at ``max − floor``), optional data overlay."""
+    fig = new_figure(*size)
+    ax = fig.subplots()
+    image = draw_density(ax, dist, lims, grid=grid, log=True, floor=floor)
+    if data is not None:
+        _scatter(ax, np.asarray(data)[:2000], lims, color="w", size=0.5, alpha=0.3)
+    fig.colorbar(image, ax=ax, label="log p(x)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_curve(history, title="training curve", ylabel="negative log-likelihood (nats)",
+                   size=(6, 4)):
+    """Plots every series of a Keras ``History`` (``history.history``) or a dict of lists.
+
+    Series whose name starts with ``val_`` are dashed. The x axis is the epoch.
+    """
+    series = getattr(history, "history", history)
+    fig = new_figure(*size)
+    ax = fig.subplots()
+    for name, values in series.items():
+        values = np.asarray(values, np.float64).reshape(-1)
+        if values.size == 0:
+            continue
+        ax.plot(np.arange(1, values.size + 1), values, "--" if name.startswith("val_") else "-",
+                label=name, marker="." if values.size < 30 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if ax.lines:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def layer_name(bijector):
+    """Short type label of a bijector, e.g. ``RealNVP``, ``Invert(Sigmoid)``."""
+    kind = type(bijector).__name__
+    inner = getattr(bijector, "bijector", None)
+    if kind == "Invert" and inner is not None:
+        kind = f"Invert({type(inner).__name__})"
+    return kind
+
+
+def warp_stages(dist, layers=None, n=8000, seed=0):
+    """Base samples pushed through the flow one layer at a time.
+
+    Returns ``(stages, quadrant)``: ``stages[0]`` is ``n`` draws of ``N(0, I)`` (first two
+    coordinates are plotted) and ``stages[i]`` is the output of ``layers[i - 1].forward``;
+    ``quadrant [n]`` in ``0..3`` labels each point by the signs of its base coordinates.
+    ``layers`` default to ``tfp_flows.flows.layers_of(dist)`` (base -> data order).
+    """
+    if layers is None:
+        from tfp_flows.flows import layers_of
+
+        layers = layers_of(dist)
+    event_size = int(dist.event_shape[-1])
+    z = np.random.default_rng(seed).standard_normal([n, event_size]).astype(
+        dist.dtype.as_numpy_dtype if hasattr(dist.dtype, "as_numpy_dtype") else np.float32)
+    quadrant = (z[:, 0] < 0).astype(int) + 2 * (z[:, 1] < 0).astype(int)
+    stages = [z]
+    for layer in layers:
+        # A fresh tensor per call: TFP's bijector cache is keyed by the tensor object.
+        stages.append(np.asarray(layer.forward(tf.constant(stages[-1]))))
+    return stages, quadrant
+
+
+def warp(dist, layers=None, n=8000, seed=0, cols=4, panel=3.0, titles=None):
+    """The layer-by-layer warp: one panel per stage of ``warp_stages``, coloured by quadrant.
+
+    Panel 0 is the base ``N(0, I)``; panel ``i`` is titled ``"i: <layer type>"``. Each panel
+    has its own axis box (the central 99% of its points). Size ``cols·panel x rows·panel`` in.
+    """
+    if layers is None:
+        from tfp_flows.flows import layers_of
+
+        layers = layers_of(dist)
+    stages, quadrant = warp_stages(dist, layers, n=n, seed=seed)
+    titles = titles or (["0: base N(0, I)"]
+                        + [f"{i + 1}: {layer_name(b)}" for i, b in enumerate(layers)])
+    rows = -(-len(stages) // cols)
+    fig = new_figure(cols * panel, rows * panel)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    for ax, pts, title in zip(axes, stages, titles):
+        pts = pts[:, :2]
+        _scatter(ax, pts, limits(pts), color=quadrant, size=1.0, alpha=0.6,
+                 cmap=_QUADRANT_CMAP, vmin=0, vmax=3)
+        _clean(ax, title)
+    for ax in axes[len(stages):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def density_grid(rows, lims, grid=150, panel=2.6, row_labels=None):
+    """A grid of density panels: ``rows[r]`` is a list of ``(title, dist_or_log_prob_fn)``.
+
+    Each panel shows ``exp(log p − max log p)``, so unnormalised target densities and
+    normalised flow densities are comparable in shape. ``lims`` is one box for all panels
+    or one per row. Size ``(max row length)·panel x len(rows)·panel`` in.
+    """
+    cols = max(len(r) for r in rows)
+    fig = new_figure(cols * panel, len(rows) * panel)
+    axes = np.asarray(fig.subplots(len(rows), cols, squeeze=False))
+    per_row = np.ndim(lims) == 3
+    for r, row in enumerate(rows):
+        box = lims[r] if per_row else lims
+        for c in range(cols):
+            ax = axes[r, c]
+            if c >= len(row):
+                ax.set_axis_off()
+                continue
+            title, dist = row[c]
+            draw_density(ax, dist, box, grid=grid)
+            _clean(ax, title)
+        if row_labels:
+            axes[r, 0].set_ylabel(row_labels[r])
+    fig.tight_layout()
+    return fig
+
+
+def density_comparison(true_log_prob, flows, lims, grid=150, panel=2.6,
+                       true_title="true (unnormalised)"):
+    """One row: the target ``true_log_prob`` | each flow of the dict ``{title: dist}``."""
+    row = [(true_title, true_log_prob)] + list(flows.items())
+    return density_grid([row], lims, grid=grid, panel=panel)
+
+
+def gallery(rows, grid=150, panel=2.6, n_show=4000):
+    """One row per dataset: data | flow density | flow samples.
+
+    ``rows`` is a list of ``(name, data [N, 2], dist, samples [M, 2])``. Each row shares
+    the plot box of its data. Size ``3·panel x len(rows)·panel`` in.
+    """
+    fig = new_figure(3 * panel, len(rows) * panel)
+    axes = np.asarray(fig.subplots(len(rows), 3, squeeze=False))
+    for r, (name, data, dist, samples) in enumerate(rows):
+        lims = limits(data, quantile=0.0, pad=0.05)
+        _scatter(axes[r, 0], np.asarray(data)[:n_show], lims, color="#1f77b4")
+        draw_density(axes[r, 1], dist, lims, grid=grid)
+        _scatter(axes[r, 2], np.asarray(samples)[:n_show], lims, color="#d62728")
+        for c, title in enumerate(("data", "flow density", "flow samples")):
+            _clean(axes[r, c], title if r == 0 else None)
+        axes[r, 0].set_ylabel(name)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["DPI", "data_vs_samples", "density_comparison", "density_grid", "draw_density",
+           "figure_pixels", "gallery", "grid_log_prob", "layer_name", "limits", "log_density",
+           "new_figure", "save", "training_curve", "warp", "warp_stages"]
