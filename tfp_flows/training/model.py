@@ -1,0 +1,324 @@
+"""``FlowModel``: a ``keras.Model`` that trains a tfp_flows distribution with ``fit``.
+
+Two objectives:
+
+* maximum likelihood on data (``FlowModel(dist)``): loss = mean negative log-likelihood
+  ``−(1/B) Σ_b log q(x_b)`` in nats; also logged as bits per dimension, ``loss / (D ln 2)``;
+* reverse KL to an unnormalised target ``log p̃`` (``FlowModel.for_target(log_p, dist)``):
+  with ``x_s ~ q`` (``num_samples`` per step, reparameterised),
+  ``loss = kl = (1/S) Σ_s [log q(x_s) − log p̃(x_s)] = KL(q‖p) − log Z``; also logs the effective
+  sample size of the importance weights ``w_s = p̃(x_s)/q(x_s)``,
+  ``ess = (Σ w)² / Σ w²`` (between 1 and ``num_samples``).
+
+The model owns no Keras layers: its weights are the ``keras.Variable``s behind the flow's
+``tf.Variable``s (``tfp_flows.keras_variable_of``), so Keras and TFP train the same storage.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfp_flows import energies as _energies
+from tfp_flows import flows as _flows
+from tfp_flows._mode import training_mode
+from tfp_flows._variables import keras_variable_of
+from tfp_flows.training import checks
+from tfp_flows.training.guards import NaNGuard
+
+
+def flow_variables(distribution):
+    """Builds lazy variables and returns ``(trainable, non_trainable)`` ``keras.Variable`` lists.
+
+    Raises:
+      TypeError: if a variable of ``distribution`` was not made by ``tfp_flows.make_variable``.
+      ValueError: if the event shape is not ``[D]``.
+    """
+    event_shape = distribution.event_shape
+    if event_shape.rank != 1 or event_shape[0] is None:
+        raise ValueError(f"FlowModel needs a distribution over vectors (event shape [D]), got "
+                         f"event shape {event_shape}.")
+    with training_mode(False):
+        distribution.log_prob(tf.zeros([1, event_shape[0]], distribution.dtype))
+    seen = set()
+    trainable, non_trainable = [], []
+    for v in distribution.variables:
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        (trainable if v.trainable else non_trainable).append(keras_variable_of(v))
+    return trainable, non_trainable
+
+
+class _GuardStop(keras.callbacks.Callback):
+    """Stops ``fit`` once the NaN guard has seen ``stop_after`` consecutive bad steps."""
+
+    def __init__(self, guard):
+        super().__init__()
+        self.guard = guard
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.guard.enabled and self.guard.halted:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.guard.enabled and self.guard.halted:
+            self.model.stop_reason = self.guard.stop_message()
+            warnings.warn(self.model.stop_reason, RuntimeWarning, stacklevel=2)
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class FlowModel(keras.Model):
+    """Keras model around a tfp_flows ``tfd.TransformedDistribution``.
+
+    Args:
+      distribution: a distribution over ``[D]`` whose variables were made by tfp_flows (all
+        ``tfp_flows.flows`` builders and ``tfp_flows.bijectors``).
+      nan_guard: skip steps with a non-finite loss or gradient (see ``NaNGuard``).
+      backoff_after, backoff_factor, stop_after: NaN-guard settings.
+      name: model name.
+
+    ``compile(optimizer, jit_compile=True, steps_per_execution=1)`` takes no loss. ``fit(x)``
+    takes an array ``[N, D]`` or a ``tf.data.Dataset`` of batches ``x`` or ``(x, ...)`` (extra
+    tuple entries are ignored); ``predict(x)`` returns ``log q(x) [N]``.
+    """
+
+    def __init__(self, distribution, nan_guard=True, backoff_after=3, backoff_factor=0.5,
+                 stop_after=10, name="flow_model", **kwargs):
+        super().__init__(name=name, **kwargs)
+        trainable, non_trainable = flow_variables(distribution)
+        self._distribution = distribution
+        self.event_size = int(distribution.event_shape[0])
+        for v in trainable + non_trainable:
+            self._track_variable(v)
+        self.guard = NaNGuard(nan_guard, backoff_after, backoff_factor, stop_after)
+        self._loss_tracker_ = keras.metrics.Mean(name="loss")
+        self._ess_tracker = keras.metrics.Mean(name="ess")
+        self._target = None
+        self._target_name = None
+        self.num_samples = None
+        self._seed_generator = None
+        self.stop_reason = None
+        self.built = True
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def for_target(cls, target_log_prob_fn, distribution, num_samples=256, seed=None, **kwargs):
+        """A model trained by reverse KL to ``target_log_prob_fn`` (no data needed).
+
+        Args:
+          target_log_prob_fn: ``z [..., D] -> log p̃(z) [...]``, or the name of an energy in
+            ``tfp_flows.energies.ENERGIES`` (then the model can be saved with ``model.save``).
+          distribution: the flow ``q``.
+          num_samples: Monte-Carlo samples per step.
+          seed: int seed of the sampling stream.
+        """
+        model = cls(distribution, **kwargs)
+        if isinstance(target_log_prob_fn, str):
+            if target_log_prob_fn not in _energies.ENERGIES:
+                raise ValueError(f"Unknown energy {target_log_prob_fn!r}; expected one of "
+                                 f"{sorted(_energies.ENERGIES)} or a callable.")
+            model._target_name = target_log_prob_fn
+            target_log_prob_fn = _energies.ENERGIES[target_log_prob_fn]
+        if not callable(target_log_prob_fn):
+            raise TypeError("`target_log_prob_fn` must be callable z -> log p(z), got "
+                            f"{target_log_prob_fn!r}.")
+        model._target = target_log_prob_fn
+        model.num_samples = int(num_samples)
+        if model.num_samples < 2:
+            raise ValueError(f"`num_samples` must be >= 2, got {num_samples!r}.")
+        model._seed_generator = keras.random.SeedGenerator(seed)
+        return model
+
+    @property
+    def distribution(self):
+        return self._distribution
+
+    @property
+    def metrics(self):
+        return [self._loss_tracker_] + ([self._ess_tracker] if self._target is not None else [])
+
+    def compile(self, optimizer="adam", loss=None, jit_compile=None, steps_per_execution=1,
+                **kwargs):
+        """Keras ``compile`` without a loss (the objective is fixed by the model).
+
+        ``jit_compile`` defaults to True (XLA) outside distribution strategies and False under
+        one.
+        """
+        if loss is not None:
+            raise TypeError("FlowModel's loss is fixed (negative log-likelihood or reverse KL); "
+                            f"do not pass `loss` (got {loss!r}).")
+        if jit_compile is None or jit_compile == "auto":
+            jit_compile = not tf.distribute.has_strategy()
+        super().compile(optimizer=optimizer, jit_compile=jit_compile,
+                        steps_per_execution=steps_per_execution, **kwargs)
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        self.guard.attach(self.optimizer)
+
+    # ----------------------------------------------------------------- densities
+    def log_prob(self, x):
+        """``log q(x)``, ``[..., D] -> [...]``, in inference mode."""
+        with training_mode(False):
+            return self._distribution.log_prob(tf.cast(x, self._distribution.dtype))
+
+    def sample(self, n, seed=None):
+        """``n`` samples ``[n, D]`` from the flow, in inference mode."""
+        with training_mode(False):
+            return self._distribution.sample(n, seed=seed)
+
+    def call(self, x, training=False):
+        with training_mode(bool(training)):
+            return self._distribution.log_prob(tf.cast(x, self._distribution.dtype))
+
+    # ----------------------------------------------------------------- objectives
+    def _x_of(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return tf.cast(x, self._distribution.dtype)
+
+    def _sample_seed(self):
+        seed = tf.cast(self._seed_generator.next(), tf.int32)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+        return seed
+
+    def _reverse_kl(self):
+        """Returns ``(kl_estimate, ess)`` from ``num_samples`` reparameterised samples."""
+        x, log_q = self._distribution.experimental_sample_and_log_prob(
+            self.num_samples, seed=self._sample_seed())
+        log_p = tf.cast(self._target(x), log_q.dtype)
+        log_w = log_p - log_q
+        ess = tf.exp(2.0 * tf.reduce_logsumexp(log_w) - tf.reduce_logsumexp(2.0 * log_w))
+        return tf.reduce_mean(-log_w), ess
+
+    def compute_objective(self, data):
+        """Returns ``(loss, ess or None, batch_size)`` for the current mode."""
+        if self._target is not None:
+            loss, ess = self._reverse_kl()
+            return loss, ess, self.num_samples
+        x = self._x_of(data)
+        return -tf.reduce_mean(self._distribution.log_prob(x)), None, tf.shape(x)[0]
+
+    def compute_loss_and_gradients(self, data):
+        """``(loss, ess, batch_size, grads)``; grads of ``loss / num_replicas`` (Keras's
+        convention: the optimizer sums gradients over replicas)."""
+        variables = [v.value for v in self.trainable_variables]
+        with tf.GradientTape() as tape:
+            loss, ess, batch = self.compute_objective(data)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = loss / tf.cast(replicas, loss.dtype)
+        return loss, ess, batch, tape.gradient(scaled, variables)
+
+    def _update_metrics(self, loss, ess, batch, ok):
+        weight = tf.cast(batch, tf.float32) * tf.cast(ok, tf.float32)
+        self._loss_tracker_.update_state(tf.where(ok, loss, tf.zeros_like(loss)),
+                                         sample_weight=weight)
+        logs = {"loss": self._loss_tracker_.result()}
+        if ess is not None:
+            self._ess_tracker.update_state(tf.where(ok, ess, tf.zeros_like(ess)),
+                                           sample_weight=tf.cast(ok, tf.float32))
+            logs["kl"] = logs["loss"]
+            logs["ess"] = self._ess_tracker.result()
+        else:
+            logs["bits_per_dim"] = logs["loss"] / (self.event_size * np.log(2.0))
+        return logs
+
+    # ----------------------------------------------------------------- Keras steps
+    def train_step(self, data):
+        # The flag is read while tracing: this trace (train_function) uses batch statistics.
+        with training_mode(True):
+            loss, ess, batch, grads = self.compute_loss_and_gradients(data)
+        ok = self.guard.apply(self.optimizer, loss, grads, self.trainable_variables)
+        logs = self._update_metrics(loss, ess, batch, ok)
+        logs.update(self.guard.logs())
+        return logs
+
+    def test_step(self, data):
+        with training_mode(False):
+            loss, ess, batch = self.compute_objective(data)
+        return self._update_metrics(loss, ess, batch, tf.math.is_finite(loss))
+
+    def predict_step(self, data):
+        with training_mode(False):
+            return self._distribution.log_prob(self._x_of(data))
+
+    # ----------------------------------------------------------------- fit / evaluate
+    def _dummy_data(self):
+        return tf.data.Dataset.from_tensors(tf.zeros([1], tf.float32)).repeat()
+
+    def _check_validation(self, validation_data):
+        if validation_data is None or self._target is not None:
+            return validation_data
+        if isinstance(validation_data, tuple):
+            return (checks.check_data(validation_data[0], self.event_size,
+                                      self._distribution.dtype, "validation_data"),)
+        return (checks.check_data(validation_data, self.event_size, self._distribution.dtype,
+                                  "validation_data"),)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_data=None, steps_per_epoch=None, **kwargs):
+        """Keras ``fit``. Data are checked first (NaN/inf, event size, dtype, emptiness).
+
+        In reverse-KL mode ``x`` is not needed: ``fit(epochs=..., steps_per_epoch=...)``
+        (``steps_per_epoch`` defaults to 100).
+        """
+        if self.optimizer is None:
+            raise RuntimeError("Call `model.compile(optimizer=...)` before `fit`.")
+        if self._target is not None:
+            if x is None:
+                x = self._dummy_data()
+                steps_per_epoch = steps_per_epoch or 100
+                kwargs["shuffle"] = False
+        else:
+            if x is None:
+                raise ValueError("FlowModel.fit needs training data `x` (an array [N, D] or a "
+                                 "tf.data.Dataset); use FlowModel.for_target(...) to train "
+                                 "without data.")
+            x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
+        validation_data = self._check_validation(validation_data)
+        self.guard.reset()
+        self.stop_reason = None
+        callbacks = list(callbacks or []) + [_GuardStop(self.guard)]
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                           callbacks=callbacks, validation_data=validation_data,
+                           steps_per_epoch=steps_per_epoch, **kwargs)
+
+    def evaluate(self, x=None, y=None, steps=None, **kwargs):
+        """Keras ``evaluate``; in reverse-KL mode ``x`` is not needed (``steps`` defaults to 10)."""
+        if self._target is not None and x is None:
+            x, steps = self._dummy_data(), steps or 10
+        elif self._target is None:
+            if x is None:
+                raise ValueError("FlowModel.evaluate needs data `x`.")
+            x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
+        return super().evaluate(x, y, steps=steps, **kwargs)
+
+    # ----------------------------------------------------------------- serialisation
+    def get_config(self):
+        flow_config = getattr(self._distribution, "flow_config", None)
+        if flow_config is None:
+            raise NotImplementedError(
+                "model.save needs a flow built by a tfp_flows.flows builder (it records "
+                "`flow_config`); use save_weights/load_weights for custom flows.")
+        if self._target is not None and self._target_name is None:
+            raise NotImplementedError(
+                "A reverse-KL model with a custom target function cannot be serialised; pass "
+                "the target by name (tfp_flows.energies.ENERGIES) or use save_weights.")
+        config = {"name": self.name, "flow_config": dict(flow_config), **self.guard.config()}
+        if self._target is not None:
+            config.update(target=self._target_name, num_samples=self.num_samples)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        distribution = _flows.build(**config.pop("flow_config"))
+        target = config.pop("target", None)
+        num_samples = config.pop("num_samples", None)
+        config = {k: v for k, v in config.items() if k in (
+            "name", "nan_guard", "backoff_after", "backoff_factor", "stop_after")}
+        if target is not None:
+            return cls.for_target(target, distribution, num_samples=num_samples, **config)
+        return cls(distribution, **config)
