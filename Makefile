@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check tfp_flows tests benchmarks examples
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py

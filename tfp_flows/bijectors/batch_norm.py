@@ -2,16 +2,14 @@
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._mode import is_training
 from tfp_flows._variables import make_variable
+from tfp_flows.bijectors._base import FlowBijector
 
-tfb = tfp.bijectors
 
-
-class BatchNorm(tfb.Bijector):
+class BatchNorm(FlowBijector):
     """Batch normalisation in the data direction, TFP's convention.
 
     ``inverse`` (data ``y`` -> latent ``x``) normalises,
@@ -51,10 +49,6 @@ class BatchNorm(tfb.Bijector):
                                                  trainable=False, aggregation="mean")
             super().__init__(forward_min_event_ndims=1, dtype=dtype, validate_args=validate_args,
                              parameters=parameters, name=scope)
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
 
     @property
     def training(self):

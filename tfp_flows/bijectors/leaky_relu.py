@@ -2,15 +2,13 @@
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._variables import make_variable
+from tfp_flows.bijectors._base import FlowBijector
 
-tfb = tfp.bijectors
 
-
-class LeakyReLU(tfb.Bijector):
+class LeakyReLU(FlowBijector):
     """``y = x`` for ``x ≥ 0``, ``y = α x`` for ``x < 0``, with ``α > 0``.
 
     Inverse: ``x = y`` for ``y ≥ 0``, ``x = y / α`` for ``y < 0``.
@@ -33,10 +31,6 @@ class LeakyReLU(tfb.Bijector):
                 self.log_alpha = tf.constant(np.log(alpha), dtype)
             super().__init__(forward_min_event_ndims=0, dtype=dtype, validate_args=validate_args,
                              parameters=parameters, name=scope)
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
 
     @property
     def alpha(self):

@@ -2,15 +2,13 @@
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._variables import make_variable
+from tfp_flows.bijectors._base import FlowBijector
 
-tfb = tfp.bijectors
 
-
-class LULinear(tfb.Bijector):
+class LULinear(FlowBijector):
     """``y = W x + bias`` with ``W = P · L · (U + diag(s))``.
 
     ``P`` is a fixed permutation, ``L`` unit lower triangular, ``U`` strictly upper
@@ -52,10 +50,6 @@ class LULinear(tfb.Bijector):
             self.bias = make_variable(np.zeros(d), "bias", dtype) if bias else None
             super().__init__(forward_min_event_ndims=1, dtype=dtype, is_constant_jacobian=True,
                              validate_args=validate_args, parameters=parameters, name=scope)
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
 
     @property
     def event_size(self):

@@ -2,16 +2,14 @@
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._variables import make_variable
+from tfp_flows.bijectors._base import FlowBijector
 from tfp_flows.nn import MLP, concat_conditions
 
-tfb = tfp.bijectors
 
-
-class PiecewiseLinearCDF(tfb.Bijector):
+class PiecewiseLinearCDF(FlowBijector):
     """Monotone K-bin piecewise-linear map of ``[0, 1]`` onto itself, per dimension.
 
     Bin ``k`` covers ``[k/K, (k+1)/K)`` and carries mass
@@ -65,10 +63,6 @@ class PiecewiseLinearCDF(tfb.Bijector):
                 self.logits = logits
             super().__init__(forward_min_event_ndims=1, dtype=dtype, validate_args=validate_args,
                              parameters=parameters, name=scope)
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
 
     @property
     def num_bins(self):

@@ -2,15 +2,13 @@
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._variables import make_variable
+from tfp_flows.bijectors._base import FlowBijector
 
-tfb = tfp.bijectors
 
-
-class Planar(tfb.Bijector):
+class Planar(FlowBijector):
     """``y = f(z) = z + û · tanh(wᵀz + b)``, invertible by construction.
 
     Parameters ``w, u ∈ R^D`` and a scalar ``b``. To keep ``f`` invertible ``u`` is
@@ -43,10 +41,6 @@ class Planar(tfb.Bijector):
             self.b = make_variable(0.0, "b", dtype)
             super().__init__(forward_min_event_ndims=1, dtype=dtype, validate_args=validate_args,
                              parameters=parameters, name=scope)
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
 
     @property
     def event_size(self):

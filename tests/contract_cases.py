@@ -1,0 +1,135 @@
+"""The registry every bijector and builder is run through by ``test_contract.py``.
+
+A case is ``Case(name, make, event_size, ...)`` where ``make(dtype)`` returns a fresh
+bijector (or, for builders, a ``TransformedDistribution``). Add every new bijector here.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import bijectors as fb
+from tfp_flows import flows
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+
+
+def normal_inputs(rng, shape):
+    return rng.normal(size=shape)
+
+
+def unit_interval_inputs(rng, shape):
+    return rng.uniform(0.02, 0.98, size=shape)
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    make: Callable  # (dtype, event_size) -> Bijector or TransformedDistribution
+    event_size: int
+    sample: Callable = normal_inputs  # (rng, shape) -> inputs in the forward domain
+    edges: Callable | None = None  # event_size -> [N, event_size] points on every branch
+    rtol: dict = dataclasses.field(default_factory=lambda: {"float32": 2e-4, "float64": 1e-9})
+    ldj_atol: dict = dataclasses.field(default_factory=lambda: {"float32": 2e-3, "float64": 1e-8})
+    density: bool = True  # the 2-D grid-integration check applies
+    finalize: Callable | None = None  # bijector -> None, run after the variables are perturbed
+
+    def __str__(self):
+        return self.name
+
+
+def realnvp(template_kwargs, num_masked=1):
+    def make(dtype, d):
+        return tfb.RealNVP(num_masked=min(num_masked, d - 1),
+                           shift_and_log_scale_fn=fb.real_nvp_template([16, 16], seed=3,
+                                                                       **template_kwargs))
+    return make
+
+
+def coupled_piecewise(dtype, d):
+    return tfb.RealNVP(num_masked=1, bijector_fn=fb.PiecewiseLinearCoupling([16], num_bins=5,
+                                                                            seed=4))
+
+
+def near_singular(planar):
+    """Sets ``u`` so that ``wᵀû = m(wᵀu)`` is within 1.3e-4 of −1: nearly non-invertible."""
+    w = planar.w.numpy()
+    planar.u.assign(-9.0 * w / np.sum(w * w))  # wᵀu = −9, m(−9) = −1 + 1.2e-4
+
+
+def piecewise_edges(event_size, num_bins=5):
+    """Every bin's midpoint, every bin edge including 0 and 1, and points outside [0, 1]."""
+    k = np.arange(num_bins)
+    points = np.concatenate([(k + 0.5) / num_bins, k / num_bins, [1.0, -0.7, 1.3, 2.5]])
+    return np.stack([np.roll(points, i) for i in range(event_size)], axis=-1)
+
+
+def sign_edges(event_size):
+    """Both sides of zero, and zero itself."""
+    points = np.array([-2.0, -0.3, -1e-3, 0.0, 1e-3, 0.4, 3.0])
+    return np.stack([np.roll(points, i) for i in range(event_size)], axis=-1)
+
+
+def planar_edges(event_size):
+    """Points where wᵀz + b is large (saturated tanh) as well as near zero."""
+    return np.concatenate([np.linspace(-30, 30, 9)[:, None] * np.ones([1, event_size]),
+                           np.zeros([1, event_size])])
+
+
+CASES = [
+    Case("real_nvp_template", realnvp({}), 3),
+    Case("real_nvp_template_shift_only", realnvp({"shift_only": True}), 3),
+    Case("real_nvp_template_masked_2", realnvp({}, num_masked=2), 4),
+    Case("piecewise_linear_coupling", coupled_piecewise, 3, sample=unit_interval_inputs,
+         edges=piecewise_edges),
+    Case("planar", lambda dtype, d: fb.Planar(d, seed=1, dtype=dtype), 3, edges=planar_edges),
+    Case("planar_near_singular", lambda dtype, d: fb.Planar(d, seed=5, dtype=dtype), 2,
+         edges=planar_edges, finalize=near_singular,
+         rtol={"float32": 2e-2, "float64": 1e-7}, ldj_atol={"float32": 2e-2, "float64": 1e-6},
+         density=False),
+    Case("lu_linear_rotation", lambda dtype, d: fb.LULinear(d, seed=2, dtype=dtype), 4),
+    Case("lu_linear_identity",
+         lambda dtype, d: fb.LULinear(d, init="identity", bias=False, dtype=dtype), 3),
+    Case("piecewise_linear_cdf", lambda dtype, d: fb.PiecewiseLinearCDF(d, num_bins=5, dtype=dtype),
+         3, sample=unit_interval_inputs, edges=piecewise_edges),
+    Case("batch_norm", lambda dtype, d: fb.BatchNorm(d, dtype=dtype), 3),
+    Case("leaky_relu", lambda dtype, d: fb.LeakyReLU(0.3, dtype=dtype), 2, edges=sign_edges),
+    Case("leaky_relu_trainable", lambda dtype, d: fb.LeakyReLU(0.2, trainable=True, dtype=dtype), 2,
+         edges=sign_edges),
+    Case("random_permute", lambda dtype, d: fb.random_permute(d, seed=7), 5),
+    Case("flow_realnvp_batch_norm",
+         lambda dtype, d: flows.realnvp(d, 3, [8, 8], batch_norm=True, seed=1, dtype=dtype), 3),
+    Case("flow_planar", lambda dtype, d: flows.planar(d, 3, seed=1, dtype=dtype), 2),
+    Case("flow_lu_piecewise_linear",
+         lambda dtype, d: flows.lu_piecewise_linear(d, 2, num_bins=4, seed=1, dtype=dtype), 2),
+]
+
+
+def make_bijector(case, dtype, event_size=None):
+    """Returns ``(bijector, distribution)`` for a case, built and with perturbed variables.
+
+    Builders return the distribution; bijectors are wrapped over ``N(0, I)``.
+    ``event_size`` overrides the case's (the 2-D density check uses 2).
+    """
+    event_size = event_size or case.event_size
+    obj = case.make(dtype, event_size)
+    if isinstance(obj, tfd.Distribution):
+        dist = obj
+    else:
+        dist = tfd.TransformedDistribution(flows.standard_normal(event_size, dtype), obj)
+    # Build lazy variables, then move every variable off its (often identity) initial value,
+    # so that no check passes because a layer is still the identity.
+    dist.log_prob(tf.zeros([event_size], dtype))
+    rng = np.random.default_rng(11)
+    for v in dist.variables:
+        noise = rng.normal(size=v.shape).astype(v.dtype.as_numpy_dtype)
+        if v.trainable:
+            v.assign(v + 0.3 * noise)
+        else:  # BatchNorm moving statistics: keep the variance positive
+            v.assign(v + 0.3 * np.abs(noise))
+    if case.finalize is not None:
+        case.finalize(dist.bijector)
+    return dist.bijector, dist

@@ -1,0 +1,110 @@
+"""The checks of the bijector contract, as plain functions that raise ``AssertionError``.
+
+Every call hands the bijector a freshly created tensor: TFP caches ``forward``/``inverse``
+results keyed by the input tensor, so reusing one tensor would let a wrong inverse pass by
+cache lookup, and a cached ``forward`` is not on a ``GradientTape``.
+``test_contract.py`` proves each check can fail on a deliberately broken bijector.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def fresh(x, dtype):
+    """A new tensor holding ``x`` (never a cached one)."""
+    return tf.constant(np.array(x, dtype=tf.as_dtype(dtype).as_numpy_dtype))
+
+
+def _event_ndims(bijector):
+    return max(1, bijector.forward_min_event_ndims)
+
+
+def _broadcast_ldj(ldj, batch_shape):
+    return np.broadcast_to(np.asarray(ldj), batch_shape)
+
+
+def check_round_trip(bijector, x, dtype, rtol):
+    """``inverse(forward(x)) ≈ x`` and ``forward(inverse(y)) ≈ y``."""
+    y = bijector.forward(fresh(x, dtype)).numpy()
+    x_back = bijector.inverse(fresh(y, dtype)).numpy()
+    np.testing.assert_allclose(x_back, x, rtol=rtol, atol=rtol, err_msg="inverse(forward(x))")
+    y_again = bijector.forward(fresh(x_back, dtype)).numpy()
+    np.testing.assert_allclose(y_again, y, rtol=rtol, atol=rtol, err_msg="forward(inverse(y))")
+
+
+def autodiff_log_det(fn, x, dtype):
+    """``log|det ∂fn/∂x|`` from the autodiff Jacobian, ``x`` of shape ``[..., D]``."""
+    flat = fresh(np.reshape(x, [-1, np.shape(x)[-1]]), dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        out = fn(flat)
+    jac = tape.batch_jacobian(out, flat)
+    _, log_abs_det = tf.linalg.slogdet(jac)
+    return np.reshape(log_abs_det.numpy(), np.shape(x)[:-1])
+
+
+def check_log_det(bijector, x, dtype, atol):
+    """Both log-dets against the autodiff Jacobians, and ``ildj(y) = −fldj(inverse(y))``."""
+    nd = _event_ndims(bijector)
+    batch_shape = np.shape(x)[:-1]
+    fldj = bijector.forward_log_det_jacobian(fresh(x, dtype), event_ndims=nd).numpy()
+    expected = autodiff_log_det(bijector.forward, x, dtype)
+    np.testing.assert_allclose(_broadcast_ldj(fldj, batch_shape), expected, rtol=atol, atol=atol,
+                               err_msg="forward_log_det_jacobian vs autodiff")
+    y = bijector.forward(fresh(x, dtype)).numpy()
+    ildj = bijector.inverse_log_det_jacobian(fresh(y, dtype), event_ndims=nd).numpy()
+    expected_inv = autodiff_log_det(bijector.inverse, y, dtype)
+    np.testing.assert_allclose(_broadcast_ldj(ildj, batch_shape), expected_inv, rtol=atol,
+                               atol=atol, err_msg="inverse_log_det_jacobian vs autodiff")
+    x_of_y = bijector.inverse(fresh(y, dtype))
+    minus_fldj = -bijector.forward_log_det_jacobian(x_of_y, event_ndims=nd).numpy()
+    np.testing.assert_allclose(_broadcast_ldj(ildj, batch_shape),
+                               _broadcast_ldj(minus_fldj, batch_shape), rtol=atol, atol=atol,
+                               err_msg="ildj(y) vs -fldj(inverse(y))")
+
+
+def check_compiled(bijector, dist, x, dtype, rtol, jit_compile):
+    """``tf.function`` (optionally XLA) gives the eager results."""
+    nd = _event_ndims(bijector)
+    calls = {
+        "forward": bijector.forward,
+        "inverse": bijector.inverse,
+        "forward_log_det_jacobian": lambda t: bijector.forward_log_det_jacobian(t, event_ndims=nd),
+        "log_prob": dist.log_prob,
+    }
+    y = bijector.forward(fresh(x, dtype)).numpy()
+    for name, fn in calls.items():
+        arg = y if name in ("inverse", "log_prob") else x
+        eager = fn(fresh(arg, dtype)).numpy()
+        compiled = tf.function(fn, jit_compile=jit_compile)(fresh(arg, dtype)).numpy()
+        np.testing.assert_allclose(compiled, eager, rtol=rtol, atol=rtol,
+                                   err_msg=f"{name} under tf.function(jit_compile={jit_compile})")
+
+
+def check_gradients(dist, y, dtype):
+    """Gradients of the NLL are finite for every variable and non-zero for each."""
+    variables = dist.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(dist.log_prob(fresh(y, dtype)))
+    grads = tape.gradient(loss, variables)
+    for v, g in zip(variables, grads, strict=True):
+        assert g is not None, f"no gradient reaches {v.name}"
+        g = tf.convert_to_tensor(g).numpy()
+        assert np.all(np.isfinite(g)), f"non-finite gradient for {v.name}"
+        assert np.any(g != 0), f"zero gradient for {v.name}"
+
+
+def grid_integral(dist, dtype, num_samples=20000, resolution=600):
+    """``∫ p(x) dx`` over the plane by a grid sum, for a 2-D ``dist``.
+
+    The grid covers the samples' range padded by half its width on each side.
+    """
+    samples = dist.sample(num_samples, seed=(1, 2)).numpy()
+    lo, hi = np.quantile(samples, 0.0005, axis=0), np.quantile(samples, 0.9995, axis=0)
+    lo, hi = lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo)
+    axes = [np.linspace(lo[i], hi[i], resolution) for i in range(2)]
+    xx, yy = np.meshgrid(*axes, indexing="ij")
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=-1)
+    log_p = tf.function(dist.log_prob, jit_compile=True)(fresh(grid, dtype)).numpy()
+    cell = (axes[0][1] - axes[0][0]) * (axes[1][1] - axes[1][0])
+    return float(np.sum(np.exp(log_p.astype(np.float64))) * cell)

@@ -1,0 +1,90 @@
+"""Bad input raises a clear error naming the argument, the expected and the received value."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import bijectors as fb
+from tfp_flows import flows
+
+tfb = tfp.bijectors
+
+EVENT_BIJECTORS = {
+    "planar": lambda: fb.Planar(3, seed=0),
+    "lu_linear": lambda: fb.LULinear(3, seed=0),
+    "piecewise_linear_cdf": lambda: fb.PiecewiseLinearCDF(3, num_bins=4),
+    "batch_norm": lambda: fb.BatchNorm(3),
+}
+
+
+@pytest.fixture(params=sorted(EVENT_BIJECTORS))
+def bijector(request):
+    return EVENT_BIJECTORS[request.param]()
+
+
+@pytest.mark.parametrize("method", ["forward", "inverse"])
+def test_wrong_event_size(bijector, method):
+    with pytest.raises(ValueError, match=r"expected event size 3 .* got 5"):
+        getattr(bijector, method)(tf.fill([4, 5], 0.5))
+
+
+def test_wrong_rank(bijector):
+    with pytest.raises(ValueError, match="rank >= 1"):
+        bijector.forward(tf.constant(0.5))
+
+
+def test_integer_input(bijector):
+    with pytest.raises(TypeError, match="int32.*float32|float32.*int32"):
+        bijector.forward(np.zeros([2, 3], np.int32))
+
+
+def test_mismatched_float_dtype(bijector):
+    with pytest.raises(TypeError, match="float64.*float32|float32.*float64"):
+        bijector.forward(np.zeros([2, 3], np.float64))
+
+
+def test_integer_dtype_argument():
+    with pytest.raises(TypeError, match="`dtype` must be a floating dtype.*int32"):
+        fb.Planar(2, dtype=tf.int32)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: fb.PiecewiseLinearCDF(2, num_bins=0), r"`num_bins` must be a positive integer, got 0"),
+    (lambda: fb.PiecewiseLinearCDF(2, num_bins=4, min_bin_mass=0.5), r"`min_bin_mass`.*got 0.5"),
+    (lambda: fb.real_nvp_template([]), r"`hidden_layers` must list at least one.*got \[\]"),
+    (lambda: fb.real_nvp_template([16, 0]), r"`hidden_layers\[i\]` must be a positive integer"),
+    (lambda: fb.real_nvp_template([16], log_scale_bound=-1.0), r"`log_scale_bound`.*got -1.0"),
+    (lambda: fb.PiecewiseLinearCoupling([], num_bins=4), r"`hidden_layers` must list"),
+    (lambda: fb.BatchNorm(2, momentum=1.0), r"`momentum` must lie in \(0.0, 1.0\), got 1.0"),
+    (lambda: fb.BatchNorm(2, momentum=-0.1), r"`momentum` must lie in \(0.0, 1.0\), got -0.1"),
+    (lambda: fb.BatchNorm(2, epsilon=0.0), r"`epsilon` must be a positive number, got 0.0"),
+    (lambda: fb.LeakyReLU(alpha=0.0), r"`alpha` must be a positive number, got 0.0"),
+    (lambda: fb.Planar(0), r"`event_size` must be a positive integer, got 0"),
+    (lambda: fb.Planar(2.5), r"`event_size` must be a positive integer, got 2.5"),
+    (lambda: fb.LULinear(2, init="random"),
+     r"`init` must be 'rotation' or 'identity', got 'random'"),
+    (lambda: fb.random_permute(-1), r"`event_size` must be a positive integer, got -1"),
+    (lambda: flows.realnvp(1), r"`event_size` >= 2.*got 1"),
+    (lambda: flows.realnvp(2, num_layers=0), r"`num_layers` must be a positive integer, got 0"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_invalid_hyper_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_piecewise_linear_outside_unit_interval_with_validate_args():
+    bijector = fb.PiecewiseLinearCDF(2, num_bins=4, validate_args=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside \[0, 1\]"):
+        bijector.forward(tf.constant([[0.5, 1.5]]))
+    # Without validate_args the map is the identity outside [0, 1].
+    relaxed = fb.PiecewiseLinearCDF(2, num_bins=4)
+    np.testing.assert_array_equal(relaxed.forward(tf.constant([[-0.5, 1.5]])).numpy(),
+                                  [[-0.5, 1.5]])
+
+
+def test_template_reused_for_a_different_width():
+    template = fb.real_nvp_template([8], seed=0)
+    tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=template).forward(tf.zeros([2, 2]))
+    with pytest.raises(ValueError, match="built for output_units=1, got 2"):
+        tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=template).forward(tf.zeros([2, 3]))

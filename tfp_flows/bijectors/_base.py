@@ -1,0 +1,47 @@
+"""The base class of tfp_flows' bijectors: TFP's ``Bijector`` plus a strict dtype check."""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+
+class FlowBijector(tfp.bijectors.Bijector):
+    """``tfb.Bijector`` whose public methods refuse inputs of another dtype.
+
+    TFP raises ``ValueError`` for a tensor of the wrong dtype but silently casts a NumPy
+    array (an integer image becomes float32 without a word). Here both raise ``TypeError``
+    naming the received and the expected dtype. Python scalars and lists still convert.
+    Parameters are held as variables owned by the bijector, not batch parameters, so
+    ``_parameter_properties`` is empty (batch shape ``[]``).
+    """
+
+    @classmethod
+    def _parameter_properties(cls, dtype):
+        return {}
+
+    def _check_input_dtype(self, value, what):
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or self.dtype is None:
+            return
+        dtype = tf.as_dtype(dtype)
+        if dtype != self.dtype:
+            raise TypeError(f"{self.name}: {what} has dtype {dtype.name}, but the bijector's "
+                            f"dtype is {tf.as_dtype(self.dtype).name}; cast the input or build "
+                            f"the bijector with dtype={dtype.name}.")
+
+    def forward(self, x, name="forward", **kwargs):
+        self._check_input_dtype(x, "x")
+        return super().forward(x, name=name, **kwargs)
+
+    def inverse(self, y, name="inverse", **kwargs):
+        self._check_input_dtype(y, "y")
+        return super().inverse(y, name=name, **kwargs)
+
+    def forward_log_det_jacobian(self, x, event_ndims=None, name="forward_log_det_jacobian",
+                                 **kwargs):
+        self._check_input_dtype(x, "x")
+        return super().forward_log_det_jacobian(x, event_ndims=event_ndims, name=name, **kwargs)
+
+    def inverse_log_det_jacobian(self, y, event_ndims=None, name="inverse_log_det_jacobian",
+                                 **kwargs):
+        self._check_input_dtype(y, "y")
+        return super().inverse_log_det_jacobian(y, event_ndims=event_ndims, name=name, **kwargs)
