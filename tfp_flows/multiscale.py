@@ -1,0 +1,256 @@
+"""Multi-scale RealNVP (Dinh et al., 2017) as one TFP bijector over flattened images.
+
+Data -> latent (TFP's ``inverse``), for ``image_shape = (H, W, C)`` and ``S = num_scales``:
+
+    for each scale: K checkerboard-masked couplings, squeeze (H, W, C) -> (H/2, W/2, 4C),
+                    K channel-masked couplings, factor out half of the channels;
+    then: ``final_couplings`` checkerboard-masked couplings on what remains.
+
+Everything acts on the flattened event ``[..., H·W·C]`` in its original order: squeeze is a
+relabelling of indices (a permutation, log-det 0), so it is applied to an index *layout*
+``[h, w, c] -> position in the event`` rather than to the data, and factoring out means that
+later couplings never touch those positions again. The factored-out entries are therefore
+latent coordinates scored under the standard-normal base of the ``TransformedDistribution``,
+exactly as in the paper. ``log_prob`` and ``sample`` are plain TFP calls.
+
+Each coupling (``IndexCoupling``) is RealNVP's affine coupling on index sets: the entries
+``T`` are transformed given the entries ``K`` (conditioning), others pass through,
+
+    forward (latent -> data):  y_T = x_T · exp(s(x_K)) + t(x_K),   y_{¬T} = x_{¬T},
+    log|det ∂y/∂x| = Σ_T s(x_K).
+
+``s, t`` come from ``tfp_flows.bijectors.real_nvp_template`` (an MLP on the gathered
+conditioning entries), so every parameter is made by ``tfp_flows.make_variable``.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import _checks
+from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze
+from tfp_flows.bijectors.real_nvp_template import real_nvp_template
+from tfp_flows.flows import standard_normal
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+
+
+class IndexCoupling(tfb.Bijector):
+    """Affine coupling of the entries ``transformed`` given the entries ``conditioning``.
+
+    Args:
+      event_size: ``D``; inputs are ``[..., D]``.
+      conditioning: int indices ``K`` fed to the network (non-empty).
+      transformed: int indices ``T`` scaled and shifted (non-empty, disjoint from ``K``).
+      shift_and_log_scale_fn: ``(x_K [..., |K|], |T|) -> (shift, log_scale)``, each
+        ``[..., |T|]`` (``log_scale`` may be None: additive coupling).
+    """
+
+    def __init__(self, event_size, conditioning, transformed, shift_and_log_scale_fn,
+                 validate_args=False, name="index_coupling"):
+        parameters = dict(locals())
+        d = self._event_size = _checks.positive_int(event_size, "event_size")
+        cond = np.asarray(conditioning, np.int64).ravel()
+        trans = np.asarray(transformed, np.int64).ravel()
+        for label, idx in (("conditioning", cond), ("transformed", trans)):
+            if idx.size == 0:
+                raise ValueError(f"IndexCoupling: `{label}` indices must be non-empty.")
+            if idx.min() < 0 or idx.max() >= d or np.unique(idx).size != idx.size:
+                raise ValueError(f"IndexCoupling: `{label}` must be distinct indices in "
+                                 f"[0, {d}), got {idx.tolist()}.")
+        if np.intersect1d(cond, trans).size:
+            raise ValueError("IndexCoupling: `conditioning` and `transformed` overlap.")
+        keep = np.setdiff1d(np.arange(d), trans)
+        # out = concat([x_keep, y_T])[..., position]: puts every entry back at its index.
+        position = np.argsort(np.concatenate([keep, trans]))
+        self._cond = tf.constant(cond, tf.int32)
+        self._trans = tf.constant(trans, tf.int32)
+        self._keep = tf.constant(keep, tf.int32)
+        self._position = tf.constant(position, tf.int32)
+        self._num_trans = int(trans.size)
+        self._fn = shift_and_log_scale_fn
+        with tf.name_scope(name) as scope:
+            super().__init__(forward_min_event_ndims=1, is_constant_jacobian=False,
+                             validate_args=validate_args, parameters=parameters, name=scope)
+
+    @classmethod
+    def _parameter_properties(cls, dtype):
+        return {}
+
+    @property
+    def shift_and_log_scale_fn(self):
+        return self._fn
+
+    def _params(self, x):
+        _checks.event_shape(x, self._event_size, self.name)
+        return self._fn(tf.gather(x, self._cond, axis=-1), self._num_trans)
+
+    def _assemble(self, x, new_trans):
+        both = tf.concat([tf.gather(x, self._keep, axis=-1), new_trans], axis=-1)
+        return tf.gather(both, self._position, axis=-1)
+
+    def _forward(self, x):
+        shift, log_scale = self._params(x)
+        y_t = tf.gather(x, self._trans, axis=-1)
+        if log_scale is not None:
+            y_t = y_t * tf.exp(log_scale)
+        return self._assemble(x, y_t + shift)
+
+    def _inverse(self, y):
+        shift, log_scale = self._params(y)
+        x_t = tf.gather(y, self._trans, axis=-1) - shift
+        if log_scale is not None:
+            x_t = x_t * tf.exp(-log_scale)
+        return self._assemble(y, x_t)
+
+    def _forward_log_det_jacobian(self, x):
+        _, log_scale = self._params(x)
+        if log_scale is None:
+            return tf.zeros(tf.shape(x)[:-1], x.dtype)
+        return tf.reduce_sum(log_scale, axis=-1)
+
+    def _inverse_log_det_jacobian(self, y):
+        return -self._forward_log_det_jacobian(y)  # the conditioning entries are unchanged
+
+
+def multiscale_layout(image_shape, num_scales=2, couplings_per_scale=3, final_couplings=4):
+    """The coupling plan of a multi-scale flow, in the data -> latent order.
+
+    Returns:
+      A list of ``(kind, conditioning, transformed)`` with ``kind`` in
+      ``{"checkerboard", "channel"}`` and int index arrays into the flattened event, and
+      the list of index arrays factored out at each scale.
+
+    Raises:
+      ValueError: if the image cannot be squeezed ``num_scales`` times (odd height or width
+        along the way) or a mask would leave one side empty.
+    """
+    shape = tuple(int(s) for s in image_shape) if len(image_shape) == 3 else None
+    if shape is None or min(shape) < 1:
+        raise ValueError(f"`image_shape` must be (height, width, channels), got {image_shape!r}.")
+    h, w, c = shape
+    num_scales = int(num_scales)
+    if num_scales < 0:
+        raise ValueError(f"`num_scales` must be >= 0, got {num_scales}.")
+    if h % 2 ** num_scales or w % 2 ** num_scales:
+        raise ValueError(
+            f"image shape {shape}: height and width must be divisible by 2**num_scales = "
+            f"{2 ** num_scales} to squeeze {num_scales} times.")
+    if (h // 2 ** num_scales) * (w // 2 ** num_scales) < 2:
+        raise ValueError(
+            f"image shape {shape} is too small for {num_scales} scales: the final checkerboard "
+            f"couplings need at least 2 pixels, got {h // 2 ** num_scales}×{w // 2 ** num_scales}.")
+    layout = np.arange(h * w * c).reshape(shape)
+    plan, factored = [], []
+
+    def couple(kind, count):
+        for k in range(count):
+            mask = (checkerboard_mask if kind == "checkerboard" else channel_mask)(
+                layout.shape, parity=k % 2)
+            plan.append((kind, np.sort(layout[mask]), np.sort(layout[~mask])))
+
+    for _ in range(num_scales):
+        couple("checkerboard", couplings_per_scale)
+        layout = squeeze(layout).numpy()
+        couple("channel", couplings_per_scale)
+        half = layout.shape[-1] // 2
+        factored.append(np.sort(layout[..., :half].ravel()))
+        layout = layout[..., half:]
+    couple("checkerboard", final_couplings)
+    return plan, factored
+
+
+class MultiScaleRealNVP(tfb.Bijector):
+    """Multi-scale RealNVP on flattened images ``[..., H·W·C]`` (see the module docstring).
+
+    ``inverse`` maps data to latent, ``forward`` latent to data; both log-dets are exact.
+
+    Args:
+      image_shape: ``(H, W, C)``.
+      num_scales: number of squeeze + factor-out stages.
+      couplings_per_scale: couplings before and after each squeeze (alternating parity).
+      final_couplings: checkerboard couplings after the last factor-out.
+      hidden_layers: widths of each coupling MLP.
+      log_scale_bound: initial soft bound of ``|log_scale|`` (see ``RealNVPTemplate``).
+      seed: int seed of the network initialisations (None: random).
+    """
+
+    def __init__(self, image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
+                 final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0, seed=None,
+                 dtype=tf.float32, validate_args=False, name="multiscale_realnvp"):
+        parameters = dict(locals())
+        self._image_shape = tuple(int(s) for s in image_shape)
+        self._event_size = int(np.prod(self._image_shape))
+        plan, self._factored = multiscale_layout(image_shape, num_scales, couplings_per_scale,
+                                                 final_couplings)
+        dtype = _checks.float_dtype(dtype)
+        with tf.name_scope(name) as scope:
+            layers = []  # data -> latent order
+            for i, (kind, cond, trans) in enumerate(plan):
+                template = real_nvp_template(
+                    hidden_layers, log_scale_bound=log_scale_bound,
+                    seed=None if seed is None else [int(seed), i], name=f"template_{i}")
+                layers.append(IndexCoupling(self._event_size, cond, trans, template,
+                                            validate_args=validate_args,
+                                            name=f"{kind}_coupling_{i}"))
+            self.couplings = layers
+            # Chain(list).inverse applies list[0]'s inverse first: the data-side layer.
+            self._chain = tfb.Chain(layers, validate_args=validate_args)
+            super().__init__(forward_min_event_ndims=1, dtype=dtype, validate_args=validate_args,
+                             parameters=parameters, name=scope)
+
+    @classmethod
+    def _parameter_properties(cls, dtype):
+        return {}
+
+    @property
+    def image_shape(self):
+        return self._image_shape
+
+    @property
+    def factored_out(self):
+        """Index arrays of the event entries factored out at each scale (data -> latent)."""
+        return list(self._factored)
+
+    def _check(self, x):
+        _checks.event_shape(x, self._event_size, f"{self.name} (image shape {self.image_shape})")
+
+    def _forward(self, x):
+        self._check(x)
+        return self._chain.forward(x)
+
+    def _inverse(self, y):
+        self._check(y)
+        return self._chain.inverse(y)
+
+    def _forward_log_det_jacobian(self, x):
+        self._check(x)
+        return self._chain.forward_log_det_jacobian(x, event_ndims=1)
+
+    def _inverse_log_det_jacobian(self, y):
+        self._check(y)
+        return self._chain.inverse_log_det_jacobian(y, event_ndims=1)
+
+
+def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
+                       final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0,
+                       seed=None, dtype=tf.float32, name="multiscale_realnvp"):
+    """``TransformedDistribution`` of ``MultiScaleRealNVP`` over ``N(0, I_{H·W·C})``.
+
+    Records its arguments as ``dist.flow_config`` (``builder="multiscale_realnvp"``).
+    """
+    config = dict(builder="multiscale_realnvp", image_shape=list(image_shape),
+                  num_scales=num_scales, couplings_per_scale=couplings_per_scale,
+                  final_couplings=final_couplings, hidden_layers=list(hidden_layers),
+                  log_scale_bound=log_scale_bound, seed=seed, dtype=tf.as_dtype(dtype).name,
+                  name=name)
+    dtype = _checks.float_dtype(dtype)
+    bijector = MultiScaleRealNVP(image_shape, num_scales, couplings_per_scale, final_couplings,
+                                 hidden_layers, log_scale_bound, seed, dtype, name=name)
+    dist = tfd.TransformedDistribution(standard_normal(bijector._event_size, dtype), bijector,
+                                       name=name)
+    dist.flow_config = config
+    return dist
+
+
+__all__ = ["IndexCoupling", "MultiScaleRealNVP", "multiscale_layout", "multiscale_realnvp"]
