@@ -10,6 +10,8 @@ Use ``DATASETS[name](n, seed=...)``, ``load(name, n, seed)`` or
 ``train_test(name, n_train, n_test, seed)``.
 """
 
+import math
+
 import numpy as np
 
 _TEXT_CACHE = {}
@@ -120,12 +122,17 @@ def leaky_relu_toy(n, seed=None):
 
 
 def leaky_relu_toy_log_prob(x):
-    """Exact log-density of ``leaky_relu_toy`` at ``x [..., 2]`` (NumPy, float64)."""
-    x = np.asarray(x, dtype=np.float64)
+    """Exact log-density of ``leaky_relu_toy`` at ``x [..., 2]`` -> ``[...]``.
+
+    Plain arithmetic, so it accepts a NumPy array or a TF tensor (and traces in a
+    ``tf.function``); lists are converted to float64 arrays.
+    """
+    if not hasattr(x, "shape"):
+        x = np.asarray(x, dtype=np.float64)
     x1, x2 = x[..., 0], x[..., 1]
-    log_norm = -0.5 * np.log(2.0 * np.pi)
-    return (log_norm - np.log(2.0) - 0.5 * (x2 / 2.0) ** 2
-            + log_norm - 0.5 * (x1 - x2 ** 2 / 4.0) ** 2)
+    log_norm = -0.5 * math.log(2.0 * math.pi)
+    return (2.0 * log_norm - math.log(2.0) - 0.5 * (x2 / 2.0) ** 2
+            - 0.5 * (x1 - x2 ** 2 / 4.0) ** 2)
 
 
 def text_mask(text="tfp_flows", font_size=64):

@@ -107,7 +107,8 @@ def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis"
     return image
 
 
-def _scatter(ax, points, lims, color="k", size=1.0, alpha=0.5, **kwargs):
+def draw_points(ax, points, lims, color="k", size=2.0, alpha=0.6, **kwargs):
+    """Scatter of ``points [N, 2]`` (rasterised, no edges) into ``ax``, limited to ``lims``."""
     points = np.asarray(points)
     ax.scatter(points[:, 0], points[:, 1], s=size, c=color, alpha=alpha, linewidths=0,
                rasterized=True, **kwargs)
@@ -128,7 +129,7 @@ def data_vs_samples(data, samples, lims=None, titles=("data", "flow samples"), s
     fig = new_figure(*size)
     axes = fig.subplots(1, 2)
     for ax, pts, title, color in zip(axes, (data, samples), titles, ("#1f77b4", "#d62728")):
-        _scatter(ax, pts, lims, color=color)
+        draw_points(ax, pts, lims, color=color)
         _clean(ax, f"{title} (n={len(pts)})")
     fig.tight_layout()
     return fig
@@ -141,20 +142,23 @@ def log_density(dist, lims, data=None, grid=200, floor=10.0, title="flow log-den
     ax = fig.subplots()
     image = draw_density(ax, dist, lims, grid=grid, log=True, floor=floor)
     if data is not None:
-        _scatter(ax, np.asarray(data)[:2000], lims, color="w", size=0.5, alpha=0.3)
+        draw_points(ax, np.asarray(data)[:2000], lims, color="w", size=0.5, alpha=0.3)
     fig.colorbar(image, ax=ax, label="log p(x)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def training_curve(history, title="training curve", ylabel="negative log-likelihood (nats)",
-                   size=(6, 4)):
-    """Plots every series of a Keras ``History`` (``history.history``) or a dict of lists.
+def training_curve(history, keys=("loss", "val_loss"), title="training curve",
+                   ylabel="negative log-likelihood (nats)", size=(6, 4)):
+    """Plots series of a Keras ``History`` (``history.history``) or of a dict of lists.
 
-    Series whose name starts with ``val_`` are dashed. The x axis is the epoch.
+    ``keys`` selects the series (those present; ``None``: all of them). Series whose name
+    starts with ``val_`` are dashed. The x axis is the epoch.
     """
     series = getattr(history, "history", history)
+    if keys is not None:
+        series = {k: series[k] for k in keys if k in series}
     fig = new_figure(*size)
     ax = fig.subplots()
     for name, values in series.items():
@@ -223,7 +227,7 @@ def warp(dist, layers=None, n=8000, seed=0, cols=4, panel=3.0, titles=None):
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     for ax, pts, title in zip(axes, stages, titles):
         pts = pts[:, :2]
-        _scatter(ax, pts, limits(pts), color=quadrant, size=1.0, alpha=0.6,
+        draw_points(ax, pts, limits(pts), color=quadrant, size=1.0, alpha=0.6,
                  cmap=_QUADRANT_CMAP, vmin=0, vmax=3)
         _clean(ax, title)
     for ax in axes[len(stages):]:
@@ -276,9 +280,9 @@ def gallery(rows, grid=150, panel=2.6, n_show=4000):
     axes = np.asarray(fig.subplots(len(rows), 3, squeeze=False))
     for r, (name, data, dist, samples) in enumerate(rows):
         lims = limits(data, quantile=0.0, pad=0.05)
-        _scatter(axes[r, 0], np.asarray(data)[:n_show], lims, color="#1f77b4")
+        draw_points(axes[r, 0], np.asarray(data)[:n_show], lims, color="#1f77b4")
         draw_density(axes[r, 1], dist, lims, grid=grid)
-        _scatter(axes[r, 2], np.asarray(samples)[:n_show], lims, color="#d62728")
+        draw_points(axes[r, 2], np.asarray(samples)[:n_show], lims, color="#d62728")
         for c, title in enumerate(("data", "flow density", "flow samples")):
             _clean(axes[r, c], title if r == 0 else None)
         axes[r, 0].set_ylabel(name)
@@ -287,5 +291,5 @@ def gallery(rows, grid=150, panel=2.6, n_show=4000):
 
 
 __all__ = ["DPI", "data_vs_samples", "density_comparison", "density_grid", "draw_density",
-           "figure_pixels", "gallery", "grid_log_prob", "layer_name", "limits", "log_density",
-           "new_figure", "save", "training_curve", "warp", "warp_stages"]
+           "draw_points", "figure_pixels", "gallery", "grid_log_prob", "layer_name", "limits",
+           "log_density", "new_figure", "save", "training_curve", "warp", "warp_stages"]
