@@ -164,7 +164,13 @@ class FlowModel(keras.Model):
             return self._distribution.log_prob(tf.cast(x, self._distribution.dtype))
 
     def sample(self, n, seed=None):
-        """``n`` samples ``[n, D]`` from the flow, in inference mode."""
+        """``n`` samples ``[n, D]`` from the flow, in inference mode.
+
+        ``seed``: None (fresh randomness), an int or a stateless ``[2]`` seed (the same seed
+        gives the same samples).
+        """
+        if isinstance(seed, int | np.integer):
+            seed = tf.constant([0, int(seed)], tf.int32)
         with training_mode(False):
             return self._distribution.sample(n, seed=seed)
 
@@ -278,6 +284,8 @@ class FlowModel(keras.Model):
                                  "without data.")
             x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
         validation_data = self._check_validation(validation_data)
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle a dataset
         self.guard.reset()
         self.stop_reason = None
         callbacks = list(callbacks or []) + [_GuardStop(self.guard)]
