@@ -77,7 +77,7 @@ def piecewise_linear_part(args, results):
     x_train = mixture_sample(args.n_train, args.seed)
     x_test = mixture_sample(args.n_test, args.seed + 1)
     model = tfp_flows.FlowModel(dist)
-    results["pwl_untrained_test_nll"] = _common.nll(model, x_test)
+    results["untrained_pwl_test_nll"] = _common.nll(model, x_test)
     fit(model, x_train, x_test, args)
     results["pwl_test_nll"] = _common.nll(model, x_test)
     results["pwl_true_test_nll"] = float(-np.mean(mixture_log_prob(x_test[:, 0])))
@@ -126,7 +126,7 @@ def lu_linear_part(args, results):
               for i in range(args.lu_layers)]
     dist = tfd.TransformedDistribution(flows.standard_normal(2), tfb.Chain(layers[::-1]))
     model = tfp_flows.FlowModel(dist)
-    results["lu_untrained_test_nll"] = _common.nll(model, x_test)
+    results["untrained_lu_test_nll"] = _common.nll(model, x_test)
     fit(model, x_train, x_test, args)
     results["lu_test_nll"] = _common.nll(model, x_test)
 
