@@ -85,8 +85,8 @@ def test_fit_numpy_and_dataset_reduce_nll_and_report_bits_per_dim():
     np.testing.assert_allclose(hist["bits_per_dim"], np.array(hist["loss"]) / (2 * np.log(2)),
                                rtol=1e-5)
     assert len(hist["val_loss"]) == 4 and np.all(np.isfinite(hist["val_loss"]))
-    np.testing.assert_allclose(model.evaluate(x, verbose=0, batch_size=512, return_dict=True)["loss"],
-                               after, rtol=1e-4)
+    logs = model.evaluate(x, verbose=0, batch_size=512, return_dict=True)
+    np.testing.assert_allclose(logs["loss"], after, rtol=1e-4)
     np.testing.assert_allclose(model.predict(x[:50], verbose=0), model.log_prob(x[:50]),
                                rtol=1e-5, atol=1e-5)
     samples = model.sample(7, seed=3).numpy()
@@ -99,7 +99,8 @@ def test_training_flag_reaches_batch_norm_only_in_fit():
     dist = small_flow(batch_norm=True)
     model = FlowModel(dist)
     model.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
-    bn = [b for b in tfp_flows.flows.layers_of(dist) if isinstance(b, tfp_flows.bijectors.BatchNorm)]
+    bn = [b for b in tfp_flows.flows.layers_of(dist)
+          if isinstance(b, tfp_flows.bijectors.BatchNorm)]
     moving = lambda: [b.moving_mean.numpy().copy() for b in bn]  # noqa: E731
     start = moving()
     model.evaluate(x, verbose=0)

@@ -319,6 +319,13 @@ class FlowModel(keras.Model):
             config.update(target=self._target_name, num_samples=self.num_samples)
         return config
 
+    def compile_from_config(self, config):
+        """Recompiles from ``get_compile_config()`` (used by ``keras.models.load_model``)."""
+        config = keras.saving.deserialize_keras_object(config)
+        config = {k: v for k, v in config.items() if k in (
+            "optimizer", "run_eagerly", "steps_per_execution", "jit_compile")}
+        self.compile(**config)
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
