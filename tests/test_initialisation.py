@@ -1,0 +1,36 @@
+"""Initial states promised by the docstrings: identity couplings, rotations, identity bins."""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import bijectors as fb
+
+tfb = tfp.bijectors
+
+
+def test_fresh_couplings_are_the_identity():
+    x = np.random.default_rng(0).uniform(size=[10, 4]).astype("float32")
+    for bijector in [
+        tfb.RealNVP(num_masked=2, shift_and_log_scale_fn=fb.real_nvp_template([8], seed=0)),
+        tfb.RealNVP(num_masked=2, bijector_fn=fb.PiecewiseLinearCoupling([8], num_bins=4)),
+        fb.PiecewiseLinearCDF(4, num_bins=6),
+    ]:
+        np.testing.assert_allclose(bijector.forward(tf.constant(x)).numpy(), x, atol=1e-6)
+        ldj = bijector.forward_log_det_jacobian(tf.constant(x), event_ndims=1).numpy()
+        np.testing.assert_allclose(ldj, 0.0, atol=1e-5)
+
+
+def test_lu_linear_starts_from_a_rotation_or_the_identity():
+    w = fb.LULinear(6, seed=3, dtype=tf.float64).weight().numpy()
+    np.testing.assert_allclose(w @ w.T, np.eye(6), atol=1e-10)
+    assert not np.allclose(w, np.eye(6))
+    identity = fb.LULinear(6, init="identity", dtype=tf.float64).weight().numpy()
+    np.testing.assert_array_equal(identity, np.eye(6))
+
+
+def test_planar_constraint_holds_for_any_u():
+    planar = fb.Planar(3, seed=0, dtype=tf.float64)
+    for scale in [-100.0, -5.0, 0.0, 5.0]:
+        planar.u.assign(scale * planar.w.numpy())
+        assert float(tf.reduce_sum(planar.w * planar.u_hat())) > -1.0
