@@ -1,0 +1,1 @@
+"""Benchmarks of tfp_flows against TensorFlow Probability's built-in flows (``make bench``)."""

@@ -1,0 +1,72 @@
+"""Runs the benchmarks: ``python benchmarks/run.py [--smoke] [--out DIR] [--only SECTION ...]``.
+
+Full mode writes ``<out>/<date>.json`` and ``<out>/<date>.png`` (``out`` defaults to
+``benchmarks/results``) and regenerates the tables in ``benchmarks/README.md``. ``--smoke``
+runs every section at tiny sizes (a check that the scripts run, not a measurement) and leaves
+the README alone.
+"""
+
+import argparse
+import datetime
+import os
+import sys
+import time
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks import protocol  # noqa: E402
+
+SECTIONS = ["train_speed", "density", "scaling", "planar", "quality", "batch_norm"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, < 60 s")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    args = parser.parse_args(argv)
+
+    config = dict(protocol.SMOKE if args.smoke else protocol.FULL)
+    tf = protocol.configure_tensorflow(config)
+    tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+
+    from benchmarks import quality, report, scaling, speed
+
+    runners = {"train_speed": speed.train_speed, "density": speed.density,
+               "scaling": scaling.dimension, "planar": scaling.planar,
+               "quality": quality.run, "batch_norm": quality.batch_norm}
+    start = time.time()
+    date = datetime.date.today().isoformat()
+    results = {"date": date, "mode": "smoke" if args.smoke else "full", "config": config,
+               "memory_method": protocol.MEMORY_METHOD,
+               "environment": protocol.environment(sys.argv if argv is None else
+                                                   ["benchmarks/run.py"] + list(argv)),
+               "section_seconds": {}}
+    for section in args.only or SECTIONS:
+        t0 = time.time()
+        tf.random.set_seed(config["seed"])
+        results[section] = runners[section](config, log=lambda s: print(s, flush=True))
+        results["section_seconds"][section] = time.time() - t0
+        print(f"-- {section}: {time.time() - t0:.0f} s", flush=True)
+    results["elapsed_s"] = time.time() - start
+    results["targets"] = report.targets(results)
+
+    stem = f"smoke-{date}" if args.smoke else date
+    json_path = os.path.join(args.out, f"{stem}.json")
+    report.write_json(results, json_path)
+    report.figure(results, os.path.join(args.out, f"{stem}.png"))
+    table = report.markdown(results)
+    if not (args.smoke or args.no_readme):
+        report.update_readme(os.path.join(ROOT, "benchmarks", "README.md"), table)
+    print(table)
+    print(f"wrote {json_path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Speed: training steps/s (interleaved rounds, same process) and density points/s.
+
+Training speed is measured on two moons in ``speed_rounds`` rounds; each round runs every
+model for ``speed_round_steps`` timed steps in turn, so load from other processes hits all
+models alike, and the reported rate is the median over rounds. Models:
+
+* ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step);
+* ``tfp_flows_fit_spe``: the same with ``steps_per_execution=50`` (fewer Python round trips);
+* ``tfp_flows_loop`` / ``tfp_flows_loop_xla``: our flow in the hand-written loop, without /
+  with ``jit_compile``;
+* ``tfp_realnvp`` / ``tfp_realnvp_xla``: the TFP reference in that loop, without / with XLA;
+* ``tfp_maf``: ``tfb.MaskedAutoregressiveFlow`` in that loop.
+
+Density speed: ``log_prob`` and ``sample`` on ``speed_points`` points in one call, wrapped in
+``tf.function`` (``graph``) or ``tf.function(jit_compile=True)`` (``xla``); median of 5 calls.
+"""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from benchmarks import protocol, quality, reference, trainers
+
+
+def _loop_round(dist_pair, x_train, config, jit, training_context=None):
+    """Returns ``round(steps) -> (steps, seconds)`` after ``warmup_steps`` untimed steps."""
+    train, evaluate = dist_pair
+    trainers.build_variables(train, evaluate, x_train.shape[-1])
+    step = trainers.make_step(train, protocol.make_optimizer(config), jit, training_context)
+    iterator = iter(protocol.train_dataset(x_train, config, config["seed"]))
+    for _ in range(config["warmup_steps"]):
+        loss = step(next(iterator))
+    loss.numpy()
+
+    def run(steps):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = step(next(iterator))
+        loss.numpy()
+        return steps, time.perf_counter() - t0
+
+    return run
+
+
+class _FitClock(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.perf_counter() - self.t0
+
+
+def _fit_round(dist, x_train, config, **compile_kwargs):
+    from tfp_flows.training import FlowModel
+
+    model = FlowModel(dist)
+    model.compile(optimizer=protocol.make_optimizer(config), **compile_kwargs)
+    dataset = protocol.train_dataset(x_train, config, config["seed"])
+    model.fit(dataset, epochs=1, steps_per_epoch=config["warmup_steps"], verbose=0)
+
+    def run(steps):
+        clock = _FitClock()
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+        return steps, clock.seconds
+
+    return run
+
+
+def _runners(config, x_train):
+    import tfp_flows
+
+    d, seed = x_train.shape[-1], config["seed"]
+    layers, hidden = config["num_layers"], config["hidden_layers"]
+    spe = 5 if config["speed_round_steps"] % 50 else 50
+
+    def ours():
+        return quality.ours(config, d, seed)
+
+    def ours_pair():
+        dist = ours()
+        return dist, dist
+
+    return {
+        "tfp_flows_fit": lambda: _fit_round(ours(), x_train, config),
+        "tfp_flows_fit_spe": lambda: _fit_round(ours(), x_train, config,
+                                                steps_per_execution=spe),
+        "tfp_flows_loop": lambda: _loop_round(ours_pair(), x_train, config, False,
+                                              tfp_flows.training_mode),
+        "tfp_flows_loop_xla": lambda: _loop_round(ours_pair(), x_train, config, True,
+                                                  tfp_flows.training_mode),
+        "tfp_realnvp": lambda: _loop_round(reference.realnvp(d, layers, hidden, seed=seed),
+                                           x_train, config, False),
+        "tfp_realnvp_xla": lambda: _loop_round(reference.realnvp(d, layers, hidden, seed=seed),
+                                               x_train, config, True),
+        "tfp_maf": lambda: _loop_round(reference.maf(d, layers, hidden, seed=seed), x_train,
+                                       config, False),
+    }
+
+
+def train_speed(config, log=print):
+    """Returns ``{model: {"steps_per_s": median, "rounds": [...], "peak_mem_mib": m}}``."""
+    from tfp_flows import datasets
+
+    x_train = np.asarray(datasets.load("two_moons", config["n_train"], seed=config["seed"]),
+                         np.float32)
+    runs, out = {}, {}
+    for name, make in _runners(config, x_train).items():
+        with protocol.PeakMemory() as memory:
+            runs[name] = make()
+            runs[name](config["speed_round_steps"])  # first round untimed (allocator warm-up)
+        out[name] = {"peak_mem_mib": memory.mib, "rounds": []}
+    for _ in range(config["speed_rounds"]):
+        for name, run in runs.items():
+            steps, seconds = run(config["speed_round_steps"])
+            out[name]["rounds"].append(steps / seconds)
+    for name, r in out.items():
+        r["steps_per_s"] = float(np.median(r["rounds"]))
+        log(f"train speed {name:20s} {r['steps_per_s']:8.1f} steps/s  "
+            f"(rounds {', '.join(f'{v:.0f}' for v in r['rounds'])})")
+    return out
+
+
+def density_speed(dist, n, jit, seed=0):
+    """``(log_prob points/s, sample points/s, peak MiB)`` of ``dist`` on ``n`` points."""
+    x = tf.constant(np.random.default_rng(seed).normal(size=[n, dist.event_shape[0]]),
+                    tf.float32)
+    log_prob = tf.function(dist.log_prob, jit_compile=jit)
+    sample = tf.function(lambda s: dist.sample(n, seed=s), jit_compile=jit)
+    stateless_seed = tf.constant([seed, 1], tf.int32)
+    with protocol.PeakMemory() as memory:
+        lp = protocol.points_per_second(log_prob, x)
+        sp = protocol.points_per_second(lambda _: sample(stateless_seed), n)
+    return lp, sp, memory.mib
+
+
+def density(config, log=print):
+    """log_prob / sample points/s for our RealNVP and the TFP references, graph and XLA."""
+    d, seed = 2, config["seed"]
+    layers, hidden = config["num_layers"], config["hidden_layers"]
+    builders = {
+        "tfp_flows_realnvp": lambda: quality.ours(config, d, seed),
+        "tfp_realnvp": lambda: reference.realnvp(d, layers, hidden, seed=seed)[1],
+        "tfp_maf": lambda: reference.maf(d, layers, hidden, seed=seed)[1],
+    }
+    out = {}
+    for name, build in builders.items():
+        dist = build()
+        dist.log_prob(tf.zeros([1, d]))
+        out[name] = {}
+        for mode, jit in (("graph", False), ("xla", True)):
+            lp, sp, mem = density_speed(dist, config["speed_points"], jit, seed)
+            out[name][mode] = {"log_prob_points_per_s": lp, "sample_points_per_s": sp,
+                               "peak_mem_mib": mem}
+            log(f"density {name:18s} {mode:5s} log_prob {lp / 1e6:6.2f} M/s  "
+                f"sample {sp / 1e6:6.2f} M/s  mem {mem:6.1f} MiB")
+    return out
