@@ -5,21 +5,24 @@ Each example's ``main(argv)`` returns a dict of numbers plus ``"pngs"``:
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-try:
-    import tfp_flows  # noqa: F401
-except ImportError:  # run from a source checkout without `pip install -e .`
+if importlib.util.find_spec("tfp_flows") is None:  # a source checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                     argparse.RawDescriptionHelpFormatter):
+    """Shows defaults and keeps the example's docstring layout."""
 
 
 def parser(description, default_out):
     """An ``ArgumentParser`` with the options every example has: --out, --seed, --smoke."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
     p.add_argument("--out", default=default_out, help="folder for the PNG figures")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and sampling")
     p.add_argument("--smoke", action="store_true",

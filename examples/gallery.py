@@ -14,7 +14,7 @@ GALLERY = ("two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spir
 
 
 def parse(argv):
-    p = _common.parser(__doc__.split("\n")[0], "outputs/gallery")
+    p = _common.parser(__doc__, "outputs/gallery")
     p.add_argument("--datasets", nargs="+", default=list(GALLERY), choices=GALLERY)
     p.add_argument("--layers", type=int, default=8, help="affine couplings per flow")
     p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])

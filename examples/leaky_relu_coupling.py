@@ -19,7 +19,7 @@ import _common
 
 
 def parse(argv):
-    p = _common.parser(__doc__.split("\n")[0], "outputs/leaky_relu_coupling")
+    p = _common.parser(__doc__, "outputs/leaky_relu_coupling")
     p.add_argument("--layers", type=int, default=4, help="coupling + leaky-ReLU blocks")
     p.add_argument("--hidden", type=int, nargs="+", default=[32, 32])
     p.add_argument("--alpha", type=float, default=0.5, help="initial leaky-ReLU slope")

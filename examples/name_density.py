@@ -22,12 +22,12 @@ import _common
 
 
 def parse(argv):
-    p = _common.parser(__doc__.split("\n")[0], "outputs/name_density")
+    p = _common.parser(__doc__, "outputs/name_density")
     p.add_argument("--text", default="tfp_flows", help="the text to turn into a density")
     p.add_argument("--n-train", type=int, default=30000, help="training points")
     p.add_argument("--n-test", type=int, default=5000, help="held-out points for the test NLL")
     p.add_argument("--layers", type=int, default=8, help="number of affine couplings")
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64],
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128],
                    help="hidden widths of each coupling's MLP")
     p.add_argument("--batch-norm", action="store_true", help="BatchNorm after every coupling")
     p.add_argument("--epochs", type=int, default=60)
@@ -70,7 +70,7 @@ def main(argv=None):
     samples = np.asarray(model.sample(len(x_test), seed=args.seed))
     results.png(plot.data_vs_samples(x_train[:len(x_test)], samples, lims=lims, size=(12, 3.6)),
                 "data_vs_samples.png")
-    results.png(plot.log_density(dist, lims, size=(9, 3.2), grid=300,
+    results.png(plot.log_density(dist, lims, size=(9, 3.2), grid=300, floor=6.0,
                                  title=f"log-density of the flow fitted to {args.text!r}"),
                 "log_density.png")
     results.png(plot.training_curve(history), "training_curve.png")

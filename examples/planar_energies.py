@@ -19,7 +19,7 @@ ENERGY_NAMES = ("ring", "u1", "u2", "u3", "u4")
 
 
 def parse(argv):
-    p = _common.parser(__doc__.split("\n")[0], "outputs/planar_energies")
+    p = _common.parser(__doc__, "outputs/planar_energies")
     p.add_argument("--energies", nargs="+", default=list(ENERGY_NAMES), choices=ENERGY_NAMES)
     p.add_argument("--layers", type=int, nargs="+", default=[2, 8, 32],
                    help="numbers of planar layers K")

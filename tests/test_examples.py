@@ -28,10 +28,13 @@ def _import(name):
     return importlib.import_module(name)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_PNGS))
-def test_example_smoke(name, tmp_path):
+CASES = [(name, []) for name in sorted(EXPECTED_PNGS)] + [("name_density", ["--batch-norm"])]
+
+
+@pytest.mark.parametrize("name, extra", CASES)
+def test_example_smoke(name, extra, tmp_path):
     out = tmp_path / name
-    results = _import(name).main(["--smoke", "--verbose", "0", "--out", str(out)])
+    results = _import(name).main(["--smoke", "--verbose", "0", "--out", str(out)] + extra)
 
     assert set(results["pngs"]) == EXPECTED_PNGS[name]
     for png, info in results["pngs"].items():

@@ -135,13 +135,15 @@ def leaky_relu_toy_log_prob(x):
             - 0.5 * (x1 - x2 ** 2 / 4.0) ** 2)
 
 
-def text_mask(text="tfp_flows", font_size=64):
+def text_mask(text="tfp_flows", font_size=64, stroke=1):
     """Rasterises ``text`` with Pillow's built-in font; returns a bool ``[H, W]`` ink mask.
 
     Uses ``ImageFont.load_default(size=font_size)`` (a scalable font when Pillow has
-    FreeType, else Pillow's small bitmap font), black on white, cropped to the ink.
+    FreeType, else Pillow's small bitmap font), black on white, each glyph outlined by
+    ``stroke`` extra pixels (a bold face: thicker strokes are easier to fit and read),
+    cropped to the ink.
     """
-    key = (text, font_size)
+    key = (text, font_size, stroke)
     if key not in _TEXT_CACHE:
         from PIL import Image, ImageDraw, ImageFont
 
@@ -151,10 +153,11 @@ def text_mask(text="tfp_flows", font_size=64):
             font = ImageFont.load_default(size=font_size)
         except TypeError:  # Pillow < 10.1 has no size argument.
             font = ImageFont.load_default()
-        left, top, right, bottom = font.getbbox(text)
+        left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
         pad = 4
         image = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), color=255)
-        ImageDraw.Draw(image).text((pad - left, pad - top), text, fill=0, font=font)
+        ImageDraw.Draw(image).text((pad - left, pad - top), text, fill=0, font=font,
+                                   stroke_width=stroke, stroke_fill=0)
         ink = np.asarray(image) < 128
         if not ink.any():
             raise ValueError(f"Rendering {text!r} produced no dark pixels.")
@@ -163,8 +166,8 @@ def text_mask(text="tfp_flows", font_size=64):
     return _TEXT_CACHE[key]
 
 
-def text(n, text="tfp_flows", font_size=64, jitter=0.02, seed=None):
-    """Points on the dark pixels of ``text`` rendered by ``text_mask``.
+def text(n, text="tfp_flows", font_size=64, stroke=1, jitter=0.02, seed=None):
+    """Points on the dark pixels of ``text`` rendered by ``text_mask(text, font_size, stroke)``.
 
     Each point picks a dark pixel uniformly, a uniform position inside it, and Gaussian
     jitter of std ``jitter`` (in output units). Pixel ``(row, col)`` of an ``H x W`` mask
@@ -173,7 +176,7 @@ def text(n, text="tfp_flows", font_size=64, jitter=0.02, seed=None):
     ratio and fills ``[-4, 4]`` horizontally or ``[-2, 2]`` vertically, whichever binds.
     """
     n, rng = _check_n(n), _rng(seed)
-    mask = text_mask(text, font_size)
+    mask = text_mask(text, font_size, stroke)
     h, w = mask.shape
     rows, cols = np.nonzero(mask)
     pick = rng.integers(0, len(rows), n)

@@ -12,6 +12,7 @@ plain callable ``x [N, 2] -> log p [N]``; they are evaluated on a grid through
 """
 
 import os
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -68,9 +69,21 @@ def limits(*arrays, quantile=0.005, pad=0.1):
     return (lo[0], hi[0]), (lo[1], hi[1])
 
 
+_COMPILED = weakref.WeakKeyDictionary()
+
+
 def _log_prob_fn(dist):
-    fn = dist.log_prob if hasattr(dist, "log_prob") else dist
-    return tf.function(fn, jit_compile=True)
+    """``tf.function(log_prob, jit_compile=True)``, compiled once per distribution."""
+    try:
+        return _COMPILED[dist]
+    except (KeyError, TypeError):
+        pass
+    fn = tf.function(dist.log_prob if hasattr(dist, "log_prob") else dist, jit_compile=True)
+    try:
+        _COMPILED[dist] = fn
+    except TypeError:  # not weak-referenceable: compile per call
+        pass
+    return fn
 
 
 def grid_log_prob(dist, lims, grid=200, dtype=np.float32):
@@ -89,7 +102,9 @@ def grid_log_prob(dist, lims, grid=200, dtype=np.float32):
 def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis"):
     """Draws ``p`` (or ``log p`` clipped at ``max − floor`` when ``log=True``) into ``ax``.
 
-    Non-finite values are shown at the bottom of the colour scale. Returns the image.
+    ``p`` is shown relative to its 99.5% quantile on the grid (values above are clipped), so
+    unnormalised and normalised densities look alike. Non-finite values are shown at the
+    bottom of the colour scale. Returns the image.
     """
     _, _, log_p = grid_log_prob(dist, lims, grid)
     finite = np.isfinite(log_p)
@@ -98,7 +113,11 @@ def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis"
     if log:
         values = np.maximum(log_p, top - floor)
     else:
-        values = np.exp(log_p - top)  # unnormalised densities share one colour scale per panel
+        # Unnormalised densities are comparable after dividing by a high quantile; clipping
+        # there keeps a few sharp peaks from washing out the rest of the panel.
+        values = np.exp(log_p - top)
+        scale = np.quantile(values, 0.995)
+        values = np.clip(values / scale, 0.0, 1.0) if scale > 0 else values
     (x0, x1), (y0, y1) = lims
     image = ax.imshow(values, origin="lower", extent=(x0, x1, y0, y1), cmap=cmap,
                       aspect="auto", interpolation="nearest")
@@ -239,9 +258,10 @@ def warp(dist, layers=None, n=8000, seed=0, cols=4, panel=3.0, titles=None):
 def density_grid(rows, lims, grid=150, panel=2.6, row_labels=None):
     """A grid of density panels: ``rows[r]`` is a list of ``(title, dist_or_log_prob_fn)``.
 
-    Each panel shows ``exp(log p − max log p)``, so unnormalised target densities and
-    normalised flow densities are comparable in shape. ``lims`` is one box for all panels
-    or one per row. Size ``(max row length)·panel x len(rows)·panel`` in.
+    Each panel shows ``p`` scaled by its 99.5% grid quantile (``draw_density``), so
+    unnormalised target densities and normalised flow densities are comparable in shape.
+    ``lims`` is one box for all panels or one per row.
+    Size ``(max row length)·panel x len(rows)·panel`` in.
     """
     cols = max(len(r) for r in rows)
     fig = new_figure(cols * panel, len(rows) * panel)
