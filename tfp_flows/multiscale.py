@@ -20,7 +20,8 @@ Each coupling (``IndexCoupling``) is RealNVP's affine coupling on index sets: th
     log|det ∂y/∂x| = Σ_T s(x_K).
 
 ``s, t`` come from ``tfp_flows.bijectors.real_nvp_template`` (an MLP on the gathered
-conditioning entries), so every parameter is made by ``tfp_flows.make_variable``.
+conditioning entries) or from ``ConvTemplate`` (3×3 convolutions on the masked image at the
+coupling's scale); every parameter is made by ``tfp_flows.make_variable``.
 """
 
 import numpy as np
@@ -28,6 +29,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import _checks
+from tfp_flows._variables import make_variable
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze
 from tfp_flows.bijectors.real_nvp_template import real_nvp_template
 from tfp_flows.flows import standard_normal
@@ -113,12 +115,86 @@ class IndexCoupling(tfb.Bijector):
         return -self._forward_log_det_jacobian(y)  # the conditioning entries are unchanged
 
 
+class ConvTemplate(tf.Module):
+    """A small conv net ``(x_K, |T|) -> (shift, log_scale)`` for one ``IndexCoupling``.
+
+    The conditioning entries are scattered back into the coupling's image ``[h, w, c]``
+    (zeros elsewhere) and the binary mask is appended as ``c`` extra channels, as in
+    Dinh et al. (2017); ``num_layers`` 3×3 ``SAME`` convolutions with ReLU and ``filters``
+    channels, then a zero-initialised 3×3 convolution to ``2c`` channels (shift, raw
+    log-scale), read off at the transformed cells. The log-scale is bounded as in
+    ``RealNVPTemplate``: ``log_scale = b · tanh(raw / b)``, ``b = softplus(ρ)`` per unit.
+
+    Args:
+      layout: int array ``[h, w, c]``, the event position of each cell.
+      conditioning, transformed: the coupling's sorted event index arrays.
+    """
+
+    def __init__(self, layout, conditioning, transformed, filters=32, num_layers=2,
+                 log_scale_bound=2.0, seed=None, name="conv_template"):
+        super().__init__(name=name)
+        layout = np.asarray(layout)
+        self._shape = tuple(layout.shape)
+        flat = layout.ravel()
+        cond_pos = {int(e): k for k, e in enumerate(np.asarray(conditioning))}
+        # Cell -> position in x_K, or len(x_K) (a zero appended at the end).
+        self._gather = tf.constant([cond_pos.get(int(e), len(cond_pos)) for e in flat], tf.int32)
+        self._mask = np.isin(flat, conditioning).reshape(self._shape).astype(np.float32)
+        cell_of = {int(e): k for k, e in enumerate(flat)}
+        self._read = tf.constant([cell_of[int(e)] for e in np.asarray(transformed)], tf.int32)
+        self._filters = _checks.positive_int(filters, "filters")
+        self._num_layers = _checks.positive_int(num_layers, "num_layers")
+        self._bound0 = _checks.positive_float(log_scale_bound, "log_scale_bound")
+        self._seed = seed
+        self.kernels, self.biases, self.log_scale_bound_param = [], [], None
+
+    def _build(self, num_trans, dtype):
+        rng = np.random.default_rng(self._seed)
+        c = self._shape[-1]
+        widths = [2 * c] + [self._filters] * self._num_layers + [2 * c]
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+            if i == len(widths) - 2:
+                kernel = np.zeros([3, 3, cin, cout])
+            else:
+                limit = np.sqrt(6.0 / (9 * (cin + cout)))
+                kernel = rng.uniform(-limit, limit, size=[3, 3, cin, cout])
+            self.kernels.append(make_variable(kernel, f"kernel_{i}", dtype))
+            self.biases.append(make_variable(np.zeros([cout]), f"bias_{i}", dtype))
+        rho = np.log(np.expm1(self._bound0))
+        self.log_scale_bound_param = make_variable(np.full([num_trans], rho), "log_scale_bound",
+                                                   dtype)
+
+    def __call__(self, x_cond, output_units):
+        x_cond = tf.convert_to_tensor(x_cond)
+        if not self.kernels:
+            self._build(int(output_units), x_cond.dtype)
+        batch = tf.shape(x_cond)[:-1]
+        h, w, c = self._shape
+        x = tf.reshape(x_cond, [-1, x_cond.shape[-1]])
+        x = tf.concat([x, tf.zeros_like(x[:, :1])], axis=-1)
+        img = tf.reshape(tf.gather(x, self._gather, axis=-1), [-1, h, w, c])
+        mask = tf.broadcast_to(tf.constant(self._mask, x.dtype), tf.shape(img))
+        out = tf.concat([img, mask], axis=-1)
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            out = tf.nn.conv2d(out, kernel, 1, "SAME") + bias
+            if i < len(self.kernels) - 1:
+                out = tf.nn.relu(out)
+        shift, raw = tf.split(out, 2, axis=-1)
+        shift = tf.gather(tf.reshape(shift, [-1, h * w * c]), self._read, axis=-1)
+        raw = tf.gather(tf.reshape(raw, [-1, h * w * c]), self._read, axis=-1)
+        bound = tf.nn.softplus(self.log_scale_bound_param)
+        log_scale = bound * tf.tanh(raw / bound)
+        shape = tf.concat([batch, [output_units]], axis=0)
+        return tf.reshape(shift, shape), tf.reshape(log_scale, shape)
+
+
 def multiscale_layout(image_shape, num_scales=2, couplings_per_scale=3, final_couplings=4):
     """The coupling plan of a multi-scale flow, in the data -> latent order.
 
     Returns:
-      A list of ``(kind, conditioning, transformed)`` with ``kind`` in
-      ``{"checkerboard", "channel"}`` and int index arrays into the flattened event, and
+      A list of ``(kind, conditioning, transformed, layout)`` with ``kind`` in
+      ``{"checkerboard", "channel"}``, int index arrays into the flattened event and the
+      coupling's index ``layout [h, w, c]`` (event position of each cell at that scale), and
       the list of index arrays factored out at each scale.
 
     Raises:
@@ -147,7 +223,7 @@ def multiscale_layout(image_shape, num_scales=2, couplings_per_scale=3, final_co
         for k in range(count):
             mask = (checkerboard_mask if kind == "checkerboard" else channel_mask)(
                 layout.shape, parity=k % 2)
-            plan.append((kind, np.sort(layout[mask]), np.sort(layout[~mask])))
+            plan.append((kind, np.sort(layout[mask]), np.sort(layout[~mask]), layout))
 
     for _ in range(num_scales):
         couple("checkerboard", couplings_per_scale)
@@ -170,15 +246,22 @@ class MultiScaleRealNVP(tfb.Bijector):
       num_scales: number of squeeze + factor-out stages.
       couplings_per_scale: couplings before and after each squeeze (alternating parity).
       final_couplings: checkerboard couplings after the last factor-out.
-      hidden_layers: widths of each coupling MLP.
+      hidden_layers: widths of each coupling MLP (``network="mlp"``); for ``"conv"`` its
+        length is the number of hidden 3×3 convolutions.
       log_scale_bound: initial soft bound of ``|log_scale|`` (see ``RealNVPTemplate``).
       seed: int seed of the network initialisations (None: random).
+      network: ``"mlp"`` (``real_nvp_template`` on the gathered conditioning entries) or
+        ``"conv"`` (``ConvTemplate`` on the coupling's image at its scale).
+      filters: channels of the hidden convolutions (``network="conv"``).
     """
 
     def __init__(self, image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
                  final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0, seed=None,
-                 dtype=tf.float32, validate_args=False, name="multiscale_realnvp"):
+                 network="mlp", filters=32, dtype=tf.float32, validate_args=False,
+                 name="multiscale_realnvp"):
         parameters = dict(locals())
+        if network not in ("mlp", "conv"):
+            raise ValueError(f"`network` must be 'mlp' or 'conv', got {network!r}.")
         self._image_shape = tuple(int(s) for s in image_shape)
         self._event_size = int(np.prod(self._image_shape))
         plan, self._factored = multiscale_layout(image_shape, num_scales, couplings_per_scale,
@@ -186,10 +269,16 @@ class MultiScaleRealNVP(tfb.Bijector):
         dtype = _checks.float_dtype(dtype)
         with tf.name_scope(name) as scope:
             layers = []  # data -> latent order
-            for i, (kind, cond, trans) in enumerate(plan):
-                template = real_nvp_template(
-                    hidden_layers, log_scale_bound=log_scale_bound,
-                    seed=None if seed is None else [int(seed), i], name=f"template_{i}")
+            for i, (kind, cond, trans, layout) in enumerate(plan):
+                layer_seed = None if seed is None else [int(seed), i]
+                if network == "mlp":
+                    template = real_nvp_template(hidden_layers, log_scale_bound=log_scale_bound,
+                                                 seed=layer_seed, name=f"template_{i}")
+                else:
+                    template = ConvTemplate(layout, cond, trans, filters=filters,
+                                            num_layers=len(hidden_layers),
+                                            log_scale_bound=log_scale_bound, seed=layer_seed,
+                                            name=f"conv_template_{i}")
                 layers.append(IndexCoupling(self._event_size, cond, trans, template,
                                             validate_args=validate_args,
                                             name=f"{kind}_coupling_{i}"))
@@ -234,7 +323,8 @@ class MultiScaleRealNVP(tfb.Bijector):
 
 def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
                        final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0,
-                       seed=None, dtype=tf.float32, name="multiscale_realnvp"):
+                       seed=None, network="mlp", filters=32, dtype=tf.float32,
+                       name="multiscale_realnvp"):
     """``TransformedDistribution`` of ``MultiScaleRealNVP`` over ``N(0, I_{H·W·C})``.
 
     Records its arguments as ``dist.flow_config`` (``builder="multiscale_realnvp"``).
@@ -242,11 +332,12 @@ def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=
     config = dict(builder="multiscale_realnvp", image_shape=list(image_shape),
                   num_scales=num_scales, couplings_per_scale=couplings_per_scale,
                   final_couplings=final_couplings, hidden_layers=list(hidden_layers),
-                  log_scale_bound=log_scale_bound, seed=seed, dtype=tf.as_dtype(dtype).name,
-                  name=name)
+                  log_scale_bound=log_scale_bound, seed=seed, network=network, filters=filters,
+                  dtype=tf.as_dtype(dtype).name, name=name)
     dtype = _checks.float_dtype(dtype)
     bijector = MultiScaleRealNVP(image_shape, num_scales, couplings_per_scale, final_couplings,
-                                 hidden_layers, log_scale_bound, seed, dtype, name=name)
+                                 hidden_layers, log_scale_bound, seed, network, filters, dtype,
+                                 name=name)
     dist = tfd.TransformedDistribution(standard_normal(bijector._event_size, dtype), bijector,
                                        name=name)
     dist.flow_config = config

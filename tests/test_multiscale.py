@@ -1,0 +1,133 @@
+"""Squeeze, image masks and the multi-scale RealNVP's structure, shapes and bad input.
+
+Round trips and log-dets of ``MultiScaleRealNVP`` are covered by the shared contract suite.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfp_flows
+from tfp_flows import multiscale
+from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze, unsqueeze
+
+
+def test_squeeze_moves_each_2x2_block_into_channels():
+    x = np.random.default_rng(0).normal(size=[3, 4, 6, 2])
+    out = squeeze(x).numpy()
+    assert out.shape == (3, 2, 3, 8)
+    for i in range(2):
+        for j in range(3):
+            for a in range(2):
+                for b in range(2):
+                    np.testing.assert_array_equal(out[:, i, j, (2 * a + b) * 2:(2 * a + b + 1) * 2],
+                                                  x[:, 2 * i + a, 2 * j + b, :])
+    np.testing.assert_array_equal(unsqueeze(out).numpy(), x)
+
+
+def test_squeeze_and_masks_reject_bad_shapes():
+    with pytest.raises(ValueError, match="must be even.*7, 8, 1"):
+        squeeze(np.zeros([2, 7, 8, 1]))
+    with pytest.raises(ValueError, match="expected images"):
+        squeeze(np.zeros([8, 8]))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        unsqueeze(np.zeros([1, 2, 2, 6]))
+    with pytest.raises(ValueError, match="channels must be even"):
+        channel_mask((4, 4, 3))
+    with pytest.raises(ValueError, match="parity"):
+        checkerboard_mask((4, 4, 1), parity=2)
+    with pytest.raises(ValueError, match="image_shape"):
+        checkerboard_mask((4, 4))
+
+
+def test_masks_alternate_and_halve():
+    cb = checkerboard_mask((4, 4, 2), 0)
+    assert cb.sum() == 16 and cb[0, 0, 0] and not cb[0, 1, 0] and cb[1, 1, 1]
+    np.testing.assert_array_equal(checkerboard_mask((4, 4, 2), 1), ~cb)
+    ch = channel_mask((2, 2, 4), 0)
+    assert ch[..., :2].all() and not ch[..., 2:].any()
+    np.testing.assert_array_equal(channel_mask((2, 2, 4), 1), ~ch)
+
+
+def test_layout_partitions_the_active_entries_and_factors_out_half_per_scale():
+    plan, factored = multiscale.multiscale_layout((8, 8, 1), num_scales=2,
+                                                  couplings_per_scale=3, final_couplings=4)
+    assert [f.size for f in factored] == [32, 16]
+    assert len(plan) == 2 * (3 + 3) + 4
+    assert [k for k, _, _, _ in plan[:6]] == ["checkerboard"] * 3 + ["channel"] * 3
+    active = set(range(64))
+    for i, (_, cond, trans, _) in enumerate(plan):
+        if i in (6, 12):  # after each scale's factor-out
+            active -= set(factored[i // 6 - 1].tolist())
+        assert set(cond.tolist()) | set(trans.tolist()) == active
+        assert not set(cond.tolist()) & set(trans.tolist())
+        assert len(cond) == len(trans)
+    # The first checkerboard coupling conditions on one colour of the 8×8 board.
+    board = np.zeros(64, bool)
+    board[plan[0][1]] = True
+    np.testing.assert_array_equal(board.reshape(8, 8), checkerboard_mask((8, 8, 1), 0)[..., 0])
+    # Consecutive couplings of one kind alternate which half they transform.
+    assert set(plan[0][2].tolist()) == set(plan[1][1].tolist())
+
+
+@pytest.mark.parametrize("shape, scales, message", [
+    ((7, 8, 1), 1, "divisible by 2\\*\\*num_scales"),
+    ((8, 8, 1), 3, "too small for 3 scales"),
+    ((8, 8), 1, "image_shape"),
+])
+def test_bad_image_shapes_are_named(shape, scales, message):
+    with pytest.raises(ValueError, match=message):
+        multiscale.MultiScaleRealNVP(shape, num_scales=scales, hidden_layers=(4,))
+
+
+def _small(seed=0):
+    return multiscale.multiscale_realnvp((8, 8, 1), num_scales=2, couplings_per_scale=2,
+                                         final_couplings=2, hidden_layers=(8,), seed=seed)
+
+
+def _perturb(variables, seed):
+    rng = np.random.default_rng(seed)
+    for v in variables:
+        v.assign(v + 0.1 * rng.normal(size=v.shape).astype(v.dtype.as_numpy_dtype))
+
+
+def test_log_prob_sample_shapes_and_variables():
+    dist = _small()
+    x = tf.random.normal([5, 64], seed=1)
+    lp = dist.log_prob(x)
+    assert lp.shape == (5,)
+    # Zero-initialised couplings: a fresh flow is the standard normal.
+    np.testing.assert_allclose(lp.numpy(), tfp_flows.flows.standard_normal(64).log_prob(x).numpy(),
+                               rtol=1e-5)
+    assert dist.sample([2, 3], seed=[1, 2]).shape == (2, 3, 64)
+    variables = dist.trainable_variables
+    assert len(variables) == len(dist.bijector.couplings) * 5  # 2 kernels, 2 biases, bound
+    assert all(tfp_flows.keras_variable_of(v).trainable for v in variables)
+    assert dist.flow_config["builder"] == "multiscale_realnvp"
+
+
+def test_factored_out_latents_depend_only_on_their_scale():
+    dist = _small(seed=3)
+    dist.log_prob(tf.zeros([1, 64]))
+    bij = dist.bijector
+    _perturb(dist.trainable_variables, 0)
+    x = tf.random.normal([4, 64], seed=2)
+    z = bij.inverse(tf.identity(x)).numpy()
+    # Couplings after the first scale (index >= 4 of 2+2 per scale) do not touch its latents.
+    later = [v for c in bij.couplings[4:] for v in c.trainable_variables]
+    _perturb(later, 1)
+    z2 = bij.inverse(tf.identity(x)).numpy()
+    first = bij.factored_out[0]
+    np.testing.assert_array_equal(z2[:, first], z[:, first])
+    rest = np.setdiff1d(np.arange(64), first)
+    assert np.abs(z2[:, rest] - z[:, rest]).max() > 1e-3
+
+
+def test_wrong_event_size_is_named():
+    dist = _small()
+    with pytest.raises(ValueError, match="event size 64"):
+        dist.log_prob(tf.zeros([2, 63]))
+    with pytest.raises(ValueError, match="overlap"):
+        multiscale.IndexCoupling(4, [0, 1], [1, 2], lambda x, n: (x, None))
+    with pytest.raises(ValueError, match="non-empty"):
+        multiscale.IndexCoupling(4, [], [1, 2], lambda x, n: (x, None))
