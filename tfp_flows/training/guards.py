@@ -15,6 +15,9 @@
 The counters are ``keras.Variable``s and appear in the fit logs and history.
 """
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
@@ -140,20 +143,22 @@ class NaNGuard:
         Must be called in replica context (inside the train step). Returns the scalar bool
         ``ok``.
         """
-        if not self.enabled:
-            optimizer.apply(grads, variables)
-            return tf.constant(True)
-        loss_ok = tf.reduce_all(tf.math.is_finite(loss))
-        grad_ok = all_finite(grads)
         ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            # Every replica must take the same decision: count bad replicas everywhere.
-            bad = ctx.all_reduce("sum", tf.stack([tf.cast(~loss_ok, tf.float32),
-                                                  tf.cast(~grad_ok, tf.float32)]))
-            loss_ok, grad_ok = bad[0] == 0, bad[1] == 0
-        running = self.consecutive_bad_steps < self.stop_after
-        ok = loss_ok & grad_ok & running
-        _apply_if(ok, optimizer, grads, variables)
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        if replicas > 1:
+            grads = sum_over_replicas(ctx, grads)
+        with _clip_thresholds_divided(optimizer, replicas):
+            if not self.enabled:
+                optimizer.apply(grads, variables)
+                return tf.constant(True)
+            loss_ok = tf.reduce_all(tf.math.is_finite(loss))
+            grad_ok = all_finite(grads)
+            if replicas > 1:
+                # Every replica must take the same decision: any bad replica loss is bad.
+                loss_ok = ctx.all_reduce("sum", tf.cast(~loss_ok, tf.float32)) == 0
+            running = self.consecutive_bad_steps < self.stop_after
+            ok = loss_ok & grad_ok & running
+            _apply_if(ok, optimizer, grads, variables)
 
         bad = tf.cast(~ok, tf.int32)
         consecutive = (self.consecutive_bad_steps + 1) * bad
@@ -171,6 +176,54 @@ class NaNGuard:
         else:
             self.lr_scale.assign(self.lr_scale * factor)
         return ok
+
+
+def sum_over_replicas(ctx, grads):
+    """All-reduces per-replica gradients (of ``loss / n``) and returns ``G / n`` everywhere.
+
+    Keras 3 clips each replica's partial gradient before its own all-reduce, which is not
+    the single-device clipping of the full-batch gradient ``G = Σ_r g_r``. Giving every
+    replica ``G / n`` with clipping thresholds divided by ``n`` (``_clip_thresholds_divided``)
+    makes the optimizer's sum ``n · clip_{c/n}(G / n) = clip_c(G)``: clipping by norm, global
+    norm and value are all positively homogeneous.
+    """
+    n = ctx.num_replicas_in_sync
+    summed = ctx.all_reduce("sum", [g for g in grads if g is not None])
+    it = iter(summed)
+    return [None if g is None else next(it) / tf.cast(n, g.dtype) for g in grads]
+
+
+_CLIP_LOCK = threading.Lock()
+_CLIP_NAMES = ("clipnorm", "global_clipnorm", "clipvalue")
+
+
+@contextlib.contextmanager
+def _clip_thresholds_divided(optimizer, n):
+    """Divides the optimizer's clipping thresholds by ``n`` while the step is traced.
+
+    MirroredStrategy traces the replicas in parallel threads on the same optimizer: the first
+    thread in divides, the last one out restores (a lock-protected count).
+    """
+    if n <= 1:
+        yield
+        return
+    with _CLIP_LOCK:
+        depth = getattr(optimizer, "_tfp_flows_clip_depth", 0)
+        if depth == 0:
+            optimizer._tfp_flows_clip_saved = {k: getattr(optimizer, k, None)
+                                               for k in _CLIP_NAMES}
+            for k, v in optimizer._tfp_flows_clip_saved.items():
+                if v:
+                    setattr(optimizer, k, v / n)
+        optimizer._tfp_flows_clip_depth = depth + 1
+    try:
+        yield
+    finally:
+        with _CLIP_LOCK:
+            optimizer._tfp_flows_clip_depth -= 1
+            if optimizer._tfp_flows_clip_depth == 0:
+                for k, v in optimizer._tfp_flows_clip_saved.items():
+                    setattr(optimizer, k, v)
 
 
 def _apply_if(ok, optimizer, grads, variables):
