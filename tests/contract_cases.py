@@ -49,6 +49,14 @@ def realnvp(template_kwargs, num_masked=1):
     return make
 
 
+def fused_realnvp(template_kwargs, num_masked=1):
+    def make(dtype, d):
+        return fb.FusedRealNVP(num_masked=min(num_masked, d - 1),
+                               shift_and_log_scale_fn=fb.real_nvp_template([16, 16], seed=3,
+                                                                           **template_kwargs))
+    return make
+
+
 def coupled_piecewise(dtype, d):
     return tfb.RealNVP(num_masked=1, bijector_fn=fb.PiecewiseLinearCoupling([16], num_bins=5,
                                                                             seed=4))
@@ -83,6 +91,9 @@ CASES = [
     Case("real_nvp_template", realnvp({}), 3),
     Case("real_nvp_template_shift_only", realnvp({"shift_only": True}), 3),
     Case("real_nvp_template_masked_2", realnvp({}, num_masked=2), 4),
+    Case("fused_real_nvp", fused_realnvp({}), 3),
+    Case("fused_real_nvp_shift_only", fused_realnvp({"shift_only": True}), 3),
+    Case("fused_real_nvp_masked_2", fused_realnvp({}, num_masked=2), 4),
     Case("piecewise_linear_coupling", coupled_piecewise, 3, sample=unit_interval_inputs,
          edges=piecewise_edges),
     Case("planar", lambda dtype, d: fb.Planar(d, seed=1, dtype=dtype), 3, edges=planar_edges),

@@ -11,6 +11,7 @@ import tensorflow_probability as tfp
 from tfp_flows import _checks
 from tfp_flows.bijectors import (
     BatchNorm,
+    FusedRealNVP,
     LULinear,
     PiecewiseLinearCDF,
     Planar,
@@ -68,7 +69,7 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
         template = real_nvp_template(hidden_layers, shift_only=shift_only,
                                      log_scale_bound=log_scale_bound, seed=_seed(seed, i),
                                      name=f"template_{i}")
-        layers.append(tfb.RealNVP(num_masked=event_size // 2, shift_and_log_scale_fn=template,
+        layers.append(FusedRealNVP(num_masked=event_size // 2, shift_and_log_scale_fn=template,
                                   name=f"coupling_{i}"))
         if batch_norm:
             layers.append(BatchNorm(event_size, dtype=dtype, name=f"batch_norm_{i}"))

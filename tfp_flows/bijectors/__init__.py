@@ -1,6 +1,7 @@
 """Normalizing-flow bijectors for TensorFlow Probability."""
 
 from tfp_flows.bijectors.batch_norm import BatchNorm
+from tfp_flows.bijectors.fused_real_nvp import FusedRealNVP
 from tfp_flows.bijectors.leaky_relu import LeakyReLU
 from tfp_flows.bijectors.lu_linear import LULinear
 from tfp_flows.bijectors.permute import random_permute
@@ -10,6 +11,7 @@ from tfp_flows.bijectors.real_nvp_template import RealNVPTemplate, real_nvp_temp
 
 __all__ = [
     "BatchNorm",
+    "FusedRealNVP",
     "LULinear",
     "LeakyReLU",
     "PiecewiseLinearCDF",
