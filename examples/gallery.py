@@ -27,7 +27,7 @@ def parse(argv):
                    help="save a palette PNG with this many colours (smaller file)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.datasets, args.layers, args.hidden = ["two_moons", "eight_gaussians"], 2, [16, 16]
+        args.datasets, args.layers, args.hidden = ["two_moons", "eight_gaussians"], 2, [16]
         args.n_train, args.n_test, args.epochs, args.batch_size = 2000, 1000, 3, 200
     return args
 

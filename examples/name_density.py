@@ -35,7 +35,7 @@ def parse(argv):
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-decayed)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.n_train, args.n_test, args.layers, args.hidden = 2000, 500, 4, [16, 16]
+        args.n_train, args.n_test, args.layers, args.hidden = 2000, 500, 2, [16]
         args.epochs, args.batch_size = 3, 200
     return args
 
