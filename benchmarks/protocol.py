@@ -20,7 +20,8 @@ FULL = dict(
     batch_size=512, learning_rate=1e-3, global_clipnorm=5.0, intra_op_threads=2,
     inter_op_threads=1, seed=0, n_train=50_000, n_test=10_000, warmup_steps=100,
     quality_steps=3000, eval_every=100, digits_steps=2000, speed_points=100_000,
-    speed_rounds=5, speed_round_steps=200, num_layers=8, hidden_layers=[64, 64],
+    speed_rounds=4, speed_round_steps=200, num_layers=8, hidden_layers=[64, 64],
+    speed_models=None, quality_models=["tfp_flows_fit", "tfp_realnvp", "tfp_maf"],
     datasets=["two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spirals",
               "leaky_relu_toy"],
     scaling_dims=[2, 8, 32, 128, 512], scaling_steps=200, scaling_max_seconds=8.0,
@@ -30,9 +31,10 @@ FULL = dict(
 # Same code paths, tiny sizes: checks that every script runs, not the figures.
 SMOKE = dict(
     FULL, n_train=2048, n_test=512, warmup_steps=5, quality_steps=25, eval_every=10,
-    digits_steps=10, speed_points=2048, speed_rounds=2, speed_round_steps=5, num_layers=2,
-    hidden_layers=[16], datasets=["two_moons"], scaling_dims=[2, 8], scaling_steps=5,
-    scaling_max_seconds=2.0, lu_layers=2, planar_dims=[2], planar_layers=2,
+    digits_steps=10, speed_points=2048, speed_rounds=2, speed_round_steps=5, num_layers=1,
+    hidden_layers=[16], datasets=["two_moons"], scaling_dims=[2, 4], scaling_steps=5,
+    scaling_max_seconds=2.0, lu_layers=1, planar_dims=[2], planar_layers=2,
+    speed_models=["tfp_flows_fit", "tfp_realnvp"],
 )
 
 # Entropy (nats) of the data-generating densities, where known: no model can beat it on average.

@@ -5,6 +5,7 @@ model for ``speed_round_steps`` timed steps in turn, so load from other processe
 models alike, and the reported rate is the median over rounds. Models:
 
 * ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step);
+* ``tfp_flows_fit_no_guard``: the same with ``FlowModel(nan_guard=False)`` (cost of the guard);
 * ``tfp_flows_fit_spe``: the same with ``steps_per_execution=50`` (fewer Python round trips);
 * ``tfp_flows_loop`` / ``tfp_flows_loop_xla``: our flow in the hand-written loop, without /
   with ``jit_compile``;
@@ -52,10 +53,10 @@ class _FitClock(keras.callbacks.Callback):
         self.seconds = time.perf_counter() - self.t0
 
 
-def _fit_round(dist, x_train, config, **compile_kwargs):
+def _fit_round(dist, x_train, config, nan_guard=True, **compile_kwargs):
     from tfp_flows.training import FlowModel
 
-    model = FlowModel(dist)
+    model = FlowModel(dist, nan_guard=nan_guard)
     model.compile(optimizer=protocol.make_optimizer(config), **compile_kwargs)
     dataset = protocol.train_dataset(x_train, config, config["seed"])
     model.fit(dataset, epochs=1, steps_per_epoch=config["warmup_steps"], verbose=0)
@@ -84,6 +85,7 @@ def _runners(config, x_train):
 
     return {
         "tfp_flows_fit": lambda: _fit_round(ours(), x_train, config),
+        "tfp_flows_fit_no_guard": lambda: _fit_round(ours(), x_train, config, nan_guard=False),
         "tfp_flows_fit_spe": lambda: _fit_round(ours(), x_train, config,
                                                 steps_per_execution=spe),
         "tfp_flows_loop": lambda: _loop_round(ours_pair(), x_train, config, False,
@@ -106,7 +108,9 @@ def train_speed(config, log=print):
     x_train = np.asarray(datasets.load("two_moons", config["n_train"], seed=config["seed"]),
                          np.float32)
     runs, out = {}, {}
-    for name, make in _runners(config, x_train).items():
+    runners = _runners(config, x_train)
+    for name in config["speed_models"] or list(runners):
+        make = runners[name]
         with protocol.PeakMemory() as memory:
             runs[name] = make()
             runs[name](config["speed_round_steps"])  # first round untimed (allocator warm-up)
@@ -146,6 +150,8 @@ def density(config, log=print):
     }
     out = {}
     for name, build in builders.items():
+        if name == "tfp_maf" and config["speed_models"] is not None:
+            continue  # smoke: one reference is enough
         dist = build()
         dist.log_prob(tf.zeros([1, d]))
         out[name] = {}
