@@ -87,3 +87,12 @@ def test_saved_model_export_runs_with_tensorflow_alone(tmp_path):
     np.testing.assert_array_equal(out["s"], out["s2"])
     np.testing.assert_allclose(out["s"], model.sample(5, seed=tf.constant([1, 2])).numpy(),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_load_model_refuses_a_flow_whose_random_permutations_cannot_be_rebuilt(tmp_path):
+    model = FlowModel(tfp_flows.flows.realnvp(5, num_layers=3, hidden_layers=[4], seed=None))
+    path = str(tmp_path / "unseeded.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match="seed=None"):
+        for _ in range(5):  # a random rebuild could match by chance (1/120 per layer pair)
+            keras.models.load_model(path)

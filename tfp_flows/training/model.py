@@ -19,6 +19,7 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_flows import energies as _energies
 from tfp_flows import flows as _flows
@@ -49,6 +50,12 @@ def flow_variables(distribution):
         seen.add(id(v))
         (trainable if v.trainable else non_trainable).append(keras_variable_of(v))
     return trainable, non_trainable
+
+
+def _permutations(distribution):
+    """The permutations of the flow's ``tfb.Permute`` layers (not variables, so not saved)."""
+    return [np.asarray(tf.get_static_value(b.permutation)).tolist()
+            for b in _flows.layers_of(distribution) if isinstance(b, tfp.bijectors.Permute)]
 
 
 class _GuardStop(keras.callbacks.Callback):
@@ -314,7 +321,8 @@ class FlowModel(keras.Model):
             raise NotImplementedError(
                 "A reverse-KL model with a custom target function cannot be serialised; pass "
                 "the target by name (tfp_flows.energies.ENERGIES) or use save_weights.")
-        config = {"name": self.name, "flow_config": dict(flow_config), **self.guard.config()}
+        config = {"name": self.name, "flow_config": dict(flow_config), **self.guard.config(),
+                  "permutations": _permutations(self._distribution)}
         if self._target is not None:
             config.update(target=self._target_name, num_samples=self.num_samples)
         return config
@@ -330,6 +338,13 @@ class FlowModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         distribution = _flows.build(**config.pop("flow_config"))
+        saved = config.pop("permutations", None)
+        if saved is not None and saved != _permutations(distribution):
+            raise ValueError(
+                "The rebuilt flow has different permutations from the saved one (it was built "
+                "with seed=None, so its random permutations cannot be rebuilt). Build flows "
+                "with an integer `seed` to use model.save, or rebuild the same flow object "
+                "and use load_weights.")
         target = config.pop("target", None)
         num_samples = config.pop("num_samples", None)
         config = {k: v for k, v in config.items() if k in (
