@@ -123,6 +123,9 @@ def test_bad_discrete_input_is_rejected_by_name(bad, message):
         dq.check_discrete(bad, LEVELS)
     with pytest.raises(ValueError, match=message):
         dq.evaluate_bits_per_dim(lambda y: tf.zeros(tf.shape(y)[:-1]), bad, LEVELS)
+    if bad.dtype.kind in "if":
+        with pytest.raises(ValueError, match=message):
+            dq.uniform_dequantize(tf.constant(bad), LEVELS)
 
 
 def test_integer_valued_floats_pass_and_bad_levels_fail():

@@ -61,6 +61,12 @@ def check_discrete(pixels, levels):
     return arr.astype(np.int32)
 
 
+def _check_if_eager(pixels, levels):
+    """``check_discrete`` on concrete inputs; symbolic ones (tf.data, tf.function) pass."""
+    if tf.executing_eagerly():
+        check_discrete(pixels, levels)
+
+
 def _levels(levels):
     if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
         raise ValueError(f"`levels` must be an integer >= 2, got {levels!r}.")
@@ -101,8 +107,9 @@ def dequantize(pixels, noise, levels, alpha=0.05):
 def uniform_dequantize(pixels, levels, alpha=0.05, seed=None, dtype=tf.float32):
     """Uniform dequantisation as a data transform: ``v ~ U[0, 1)^D``, returns ``(y, log_det)``.
 
-    Usable inside ``tf.data.Dataset.map`` (``pixels`` may be a symbolic tensor there; validate
-    the array once with ``check_discrete`` before building the pipeline).
+    Concrete (eager) ``pixels`` are checked by ``check_discrete``; inside
+    ``tf.data.Dataset.map`` or a ``tf.function`` they are symbolic and unchecked, so validate
+    the array once with ``check_discrete`` before building the pipeline.
 
     Args:
       pixels: integer grey levels ``[..., D]``.
@@ -112,6 +119,7 @@ def uniform_dequantize(pixels, levels, alpha=0.05, seed=None, dtype=tf.float32):
       dtype: floating dtype of the output.
     """
     dtype = _checks.float_dtype(dtype)
+    _check_if_eager(pixels, levels)
     shape = tf.shape(pixels)
     if seed is None:
         noise = tf.random.uniform(shape, dtype=dtype)
@@ -196,11 +204,12 @@ def negative_bound(log_prob_fn, pixels, levels, alpha=0.05, dequantizer=None, se
 
     Args:
       log_prob_fn: ``y [..., D] -> log p_Y(y) [...]`` (e.g. ``dist.log_prob``).
-      pixels: integer grey levels ``[..., D]`` (checked by the caller; see ``check_discrete``).
+      pixels: integer grey levels ``[..., D]`` (checked when eager, see ``check_discrete``).
       levels, alpha: the space (see the module docstring).
       dequantizer: None for uniform noise, or a ``VariationalDequantizer``.
       seed: None or a stateless seed ``[2]`` for the noise.
     """
+    _check_if_eager(pixels, levels)
     pixels = tf.convert_to_tensor(pixels)
     event_size = pixels.shape[-1]
     if dequantizer is None:
