@@ -89,10 +89,25 @@ def test_saved_model_export_runs_with_tensorflow_alone(tmp_path):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_load_model_refuses_a_flow_whose_random_permutations_cannot_be_rebuilt(tmp_path):
+def test_load_model_rebuilds_a_flow_built_without_a_seed(tmp_path):
+    # The builder draws and records a concrete seed, so the random permutations come back.
     model = FlowModel(tfp_flows.flows.realnvp(5, num_layers=3, hidden_layers=[4], seed=None))
+    assert isinstance(model.distribution.flow_config["seed"], int)
+    for v in model.trainable_variables:
+        v.assign(v + 0.1)
+    x = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
     path = str(tmp_path / "unseeded.keras")
     model.save(path)
-    with pytest.raises(ValueError, match="seed=None"):
-        for _ in range(5):  # a random rebuild could match by chance (1/120 per layer pair)
-            keras.models.load_model(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.log_prob(x).numpy(), model.log_prob(x).numpy())
+
+
+def test_load_model_refuses_a_flow_whose_permutations_differ(tmp_path, monkeypatch):
+    model = FlowModel(tfp_flows.flows.realnvp(5, num_layers=3, hidden_layers=[4], seed=1))
+    path = str(tmp_path / "seeded.keras")
+    model.save(path)
+    real_build = tfp_flows.flows.build
+    monkeypatch.setattr(tfp_flows.flows, "build",
+                        lambda **config: real_build(**{**config, "seed": 2}))
+    with pytest.raises(ValueError, match="different permutations"):
+        keras.models.load_model(path)

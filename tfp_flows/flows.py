@@ -5,6 +5,7 @@ Every builder records its own arguments as ``dist.flow_config`` (a dict with the
 uses this to serialise a model.
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -22,9 +23,18 @@ from tfp_flows.bijectors import (
 tfb, tfd = tfp.bijectors, tfp.distributions
 
 
+def _concrete_seed(seed):
+    """``seed``, or a fresh random int when None, so ``flow_config`` always records one.
+
+    Permutations (and ``LULinear``'s ``P``) are constants drawn from the seed, not variables:
+    rebuilding a flow from its config must draw the same ones for saved weights to fit.
+    """
+    return int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+
+
 def _seed(seed, i):
-    """Seed of the ``i``-th layer: derived from ``seed``, or None (random) if seed is None."""
-    return None if seed is None else [int(seed), i]
+    """Seed of the ``i``-th layer, derived from the flow's seed."""
+    return [seed, i]
 
 
 def standard_normal(event_size, dtype=tf.float32):
@@ -55,6 +65,7 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
     (no permutation after the last coupling). Each coupling conditions the second half
     of the event on the first ``event_size // 2`` entries via ``real_nvp_template``.
     """
+    seed = _concrete_seed(seed)
     config = dict(builder="realnvp", event_size=event_size, num_layers=num_layers,
                   hidden_layers=list(hidden_layers), batch_norm=batch_norm, shift_only=shift_only,
                   log_scale_bound=log_scale_bound, seed=seed, dtype=tf.as_dtype(dtype).name,
@@ -80,6 +91,7 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
 
 def planar(event_size, num_layers=8, seed=None, dtype=tf.float32, name="planar_flow"):
     """A stack of ``num_layers`` ``Planar`` layers (Rezende & Mohamed, 2015)."""
+    seed = _concrete_seed(seed)
     config = dict(builder="planar", event_size=event_size, num_layers=num_layers, seed=seed,
                   dtype=tf.as_dtype(dtype).name, name=name)
     num_layers = _checks.positive_int(num_layers, "num_layers")
@@ -95,6 +107,7 @@ def lu_piecewise_linear(event_size, num_layers=4, num_bins=16, seed=None, dtype=
     Base -> data per layer: ``LULinear``, then ``logit ∘ PiecewiseLinearCDF ∘ sigmoid``
     (the piecewise-linear map acts in the unit cube, so the composite is a bijection of R^D).
     """
+    seed = _concrete_seed(seed)
     config = dict(builder="lu_piecewise_linear", event_size=event_size, num_layers=num_layers,
                   num_bins=num_bins, seed=seed, dtype=tf.as_dtype(dtype).name, name=name)
     num_layers = _checks.positive_int(num_layers, "num_layers")

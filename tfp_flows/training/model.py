@@ -341,10 +341,9 @@ class FlowModel(keras.Model):
         saved = config.pop("permutations", None)
         if saved is not None and saved != _permutations(distribution):
             raise ValueError(
-                "The rebuilt flow has different permutations from the saved one (it was built "
-                "with seed=None, so its random permutations cannot be rebuilt). Build flows "
-                "with an integer `seed` to use model.save, or rebuild the same flow object "
-                "and use load_weights.")
+                "The rebuilt flow has different permutations from the saved one: its "
+                "`flow_config` did not reproduce them (was the config or a builder changed?). "
+                "Rebuild the same flow object and use load_weights instead.")
         target = config.pop("target", None)
         num_samples = config.pop("num_samples", None)
         config = {k: v for k, v in config.items() if k in (
