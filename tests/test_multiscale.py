@@ -74,6 +74,7 @@ def test_layout_partitions_the_active_entries_and_factors_out_half_per_scale():
     ((7, 8, 1), 1, "divisible by 2\\*\\*num_scales"),
     ((8, 8, 1), 3, "too small for 3 scales"),
     ((8, 8), 1, "image_shape"),
+    (8, 1, "image_shape"),
 ])
 def test_bad_image_shapes_are_named(shape, scales, message):
     with pytest.raises(ValueError, match=message):
@@ -131,3 +132,5 @@ def test_wrong_event_size_is_named():
         multiscale.IndexCoupling(4, [0, 1], [1, 2], lambda x, n: (x, None))
     with pytest.raises(ValueError, match="non-empty"):
         multiscale.IndexCoupling(4, [], [1, 2], lambda x, n: (x, None))
+    with pytest.raises(ValueError, match="`network` must be 'mlp' or 'conv'"):
+        multiscale.MultiScaleRealNVP((8, 8, 1), network="resnet")

@@ -168,6 +168,9 @@ class ConvTemplate(tf.Module):
         x_cond = tf.convert_to_tensor(x_cond)
         if not self.kernels:
             self._build(int(output_units), x_cond.dtype)
+        if int(output_units) != int(self._read.shape[0]):
+            raise ValueError(f"{self.name}: made for {int(self._read.shape[0])} transformed "
+                             f"entries, got output_units={output_units}.")
         batch = tf.shape(x_cond)[:-1]
         h, w, c = self._shape
         x = tf.reshape(x_cond, [-1, x_cond.shape[-1]])
@@ -201,8 +204,11 @@ def multiscale_layout(image_shape, num_scales=2, couplings_per_scale=3, final_co
       ValueError: if the image cannot be squeezed ``num_scales`` times (odd height or width
         along the way) or a mask would leave one side empty.
     """
-    shape = tuple(int(s) for s in image_shape) if len(image_shape) == 3 else None
-    if shape is None or min(shape) < 1:
+    try:
+        shape = tuple(int(s) for s in image_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"`image_shape` must be (height, width, channels), got {image_shape!r}.")
     h, w, c = shape
     num_scales = int(num_scales)
@@ -262,10 +268,10 @@ class MultiScaleRealNVP(tfb.Bijector):
         parameters = dict(locals())
         if network not in ("mlp", "conv"):
             raise ValueError(f"`network` must be 'mlp' or 'conv', got {network!r}.")
-        self._image_shape = tuple(int(s) for s in image_shape)
-        self._event_size = int(np.prod(self._image_shape))
         plan, self._factored = multiscale_layout(image_shape, num_scales, couplings_per_scale,
                                                  final_couplings)
+        self._image_shape = tuple(int(s) for s in image_shape)
+        self._event_size = int(np.prod(self._image_shape))
         dtype = _checks.float_dtype(dtype)
         with tf.name_scope(name) as scope:
             layers = []  # data -> latent order
@@ -295,6 +301,11 @@ class MultiScaleRealNVP(tfb.Bijector):
     @property
     def image_shape(self):
         return self._image_shape
+
+    @property
+    def event_size(self):
+        """``H·W·C``, the size of the flattened event."""
+        return self._event_size
 
     @property
     def factored_out(self):
@@ -329,19 +340,20 @@ def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=
 
     Records its arguments as ``dist.flow_config`` (``builder="multiscale_realnvp"``).
     """
-    config = dict(builder="multiscale_realnvp", image_shape=list(image_shape),
-                  num_scales=num_scales, couplings_per_scale=couplings_per_scale,
-                  final_couplings=final_couplings, hidden_layers=list(hidden_layers),
-                  log_scale_bound=log_scale_bound, seed=seed, network=network, filters=filters,
-                  dtype=tf.as_dtype(dtype).name, name=name)
     dtype = _checks.float_dtype(dtype)
     bijector = MultiScaleRealNVP(image_shape, num_scales, couplings_per_scale, final_couplings,
                                  hidden_layers, log_scale_bound, seed, network, filters, dtype,
                                  name=name)
-    dist = tfd.TransformedDistribution(standard_normal(bijector._event_size, dtype), bijector,
+    config = dict(builder="multiscale_realnvp", image_shape=list(bijector.image_shape),
+                  num_scales=num_scales, couplings_per_scale=couplings_per_scale,
+                  final_couplings=final_couplings, hidden_layers=list(hidden_layers),
+                  log_scale_bound=log_scale_bound, seed=seed, network=network, filters=filters,
+                  dtype=dtype.name, name=name)
+    dist = tfd.TransformedDistribution(standard_normal(bijector.event_size, dtype), bijector,
                                        name=name)
     dist.flow_config = config
     return dist
 
 
-__all__ = ["IndexCoupling", "MultiScaleRealNVP", "multiscale_layout", "multiscale_realnvp"]
+__all__ = ["ConvTemplate", "IndexCoupling", "MultiScaleRealNVP", "multiscale_layout",
+           "multiscale_realnvp"]
