@@ -20,7 +20,7 @@ FULL = dict(
     batch_size=512, learning_rate=1e-3, global_clipnorm=5.0, intra_op_threads=2,
     inter_op_threads=1, seed=0, n_train=50_000, n_test=10_000, warmup_steps=100,
     quality_steps=3000, eval_every=100, digits_steps=2000, speed_points=100_000,
-    speed_rounds=4, speed_round_steps=200, num_layers=8, hidden_layers=[64, 64],
+    speed_rounds=10, speed_round_steps=100, num_layers=8, hidden_layers=[64, 64],
     speed_models=None, quality_models=["tfp_flows_fit", "tfp_realnvp", "tfp_maf"],
     datasets=["two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spirals",
               "leaky_relu_toy"],

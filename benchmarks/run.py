@@ -8,6 +8,7 @@ the README alone.
 
 import argparse
 import datetime
+import json
 import os
 import sys
 import time
@@ -28,6 +29,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: update today's JSON, keeping its other sections")
     args = parser.parse_args(argv)
 
     config = dict(protocol.SMOKE if args.smoke else protocol.FULL)
@@ -42,22 +45,31 @@ def main(argv=None):
                "quality": quality.run, "batch_norm": quality.batch_norm}
     start = time.time()
     date = datetime.date.today().isoformat()
-    results = {"date": date, "mode": "smoke" if args.smoke else "full", "config": config,
+    stem = f"smoke-{date}" if args.smoke else date
+    json_path = os.path.join(args.out, f"{stem}.json")
+    previous = {}
+    if args.merge and os.path.exists(json_path):
+        with open(json_path) as f:
+            previous = json.load(f)
+    results = {**previous, "date": date, "mode": "smoke" if args.smoke else "full",
+               "config": config,
                "memory_method": protocol.MEMORY_METHOD,
                "environment": protocol.environment(sys.argv if argv is None else
                                                    ["benchmarks/run.py"] + list(argv)),
-               "section_seconds": {}}
+               "section_seconds": dict(previous.get("section_seconds", {}))}
     for section in args.only or SECTIONS:
         t0 = time.time()
         tf.random.set_seed(config["seed"])
         results[section] = runners[section](config, log=lambda s: print(s, flush=True))
         results["section_seconds"][section] = time.time() - t0
         print(f"-- {section}: {time.time() - t0:.0f} s", flush=True)
-    results["elapsed_s"] = time.time() - start
+    results["elapsed_s"] = sum(results["section_seconds"].values()) if previous else (
+        time.time() - start)
+    if previous:
+        results["merged_commands"] = previous.get("merged_commands", [
+            previous["environment"]["command"]]) + [results["environment"]["command"]]
     results["targets"] = report.targets(results)
 
-    stem = f"smoke-{date}" if args.smoke else date
-    json_path = os.path.join(args.out, f"{stem}.json")
     report.write_json(results, json_path)
     report.figure(results, os.path.join(args.out, f"{stem}.png"))
     table = report.markdown(results)

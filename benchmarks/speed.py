@@ -2,7 +2,8 @@
 
 Training speed is measured on two moons in ``speed_rounds`` rounds; each round runs every
 model for ``speed_round_steps`` timed steps in turn, so load from other processes hits all
-models alike, and the reported rate is the median over rounds. Models:
+models alike; reported: the median rate over rounds and the median over rounds of the ratio to
+``tfp_realnvp``'s rate in the same round. Models:
 
 * ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step);
 * ``tfp_flows_fit_no_guard``: the same with ``FlowModel(nan_guard=False)`` (cost of the guard);
@@ -119,8 +120,11 @@ def train_speed(config, log=print):
         for name, run in runs.items():
             steps, seconds = run(config["speed_round_steps"])
             out[name]["rounds"].append(steps / seconds)
+    ref = out.get("tfp_realnvp")
     for name, r in out.items():
         r["steps_per_s"] = float(np.median(r["rounds"]))
+        if ref is not None:  # per-round ratios: both sides of a ratio saw similar load
+            r["ratio_to_tfp_realnvp"] = float(np.median(np.divide(r["rounds"], ref["rounds"])))
         log(f"train speed {name:20s} {r['steps_per_s']:8.1f} steps/s  "
             f"(rounds {', '.join(f'{v:.0f}' for v in r['rounds'])})")
     return out
