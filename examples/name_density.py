@@ -74,7 +74,7 @@ def main(argv=None):
                                  title=f"log-density of the flow fitted to {args.text!r}"),
                 "log_density.png")
     results.png(plot.training_curve(history), "training_curve.png")
-    results.png(plot.warp(dist, n=8000, seed=args.seed), "warp.png", colors=32)
+    results.png(plot.warp(dist, n=8000, seed=args.seed, panel=2.5), "warp.png", colors=32)
     print(f"test NLL: {results['test_nll']:.3f} nats (untrained: "
           f"{results['untrained_test_nll']:.3f})")
     return results.finish()

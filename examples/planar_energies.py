@@ -67,7 +67,7 @@ def main(argv=None):
             print(f"{name}, K={k}:")
             model.fit(epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=args.verbose)
             results[f"kl_{name}_K{k}"] = reverse_kl(dist, target, seed=args.seed)
-            row.append((f"K = {k} (KL+logZ {results[f'kl_{name}_K{k}']:.2f})", dist))
+            row.append((f"K = {k} (KL − log Z = {results[f'kl_{name}_K{k}']:.2f})", dist))
         rows.append(row)
     results.png(plot.density_grid(rows, ((-4.0, 4.0), (-4.0, 4.0))), "planar_energies.png")
     return results.finish()
