@@ -1,10 +1,13 @@
 """Elementwise and linear flows: what each can and cannot do.
 
 1. A 1-D piecewise-linear CDF flow (Müller et al., 2019) fitted to a bimodal density
-   ``½ N(−1.5, 0.5²) + ½ N(1.2, 0.35²)``. Base -> data: ``sigmoid`` (R -> (0, 1)), a K-bin
-   ``PiecewiseLinearCDF`` on (0, 1), ``logit`` back to R. ``pwl.png`` shows the data
-   histogram, the true and the flow densities with the learned bin edges (the images
-   ``logit(C_k)`` of the CDF knots), and the learned map on (0, 1) with its knots.
+   ``½ N(−1.5, 0.5²) + ½ N(1.2, 0.35²)``. Data -> base (the ``log_prob`` direction):
+   ``sigmoid`` (R -> (0, 1)), a K-bin ``PiecewiseLinearCDF`` with fixed equal-width bins on
+   (0, 1) and learned masses, ``logit`` back to R. Data therefore always meet the fixed bin
+   edges: with learned edges on the data side the per-point log-likelihood jumps whenever an
+   edge crosses a point, and autodiff misses that part of the gradient (training then
+   diverges). ``pwl.png`` shows the data histogram, the true and the flow densities with the
+   bin edges ``logit(k/K)``, and the learned CDF on (0, 1) with its knots ``(k/K, C_k)``.
 2. A stack of ``LULinear`` layers fitted to two moons. A composition of affine maps is
    affine, so the flow stays Gaussian however many layers it has: its best NLL is the
    Gaussian maximum-likelihood fit's. ``lu_linear.png``: data | LU-linear flow density |
@@ -71,9 +74,11 @@ def piecewise_linear_part(args, results):
 
     tfb, tfd = tfp.bijectors, tfp.distributions
     pwl = bijectors.PiecewiseLinearCDF(1, num_bins=args.bins, name="pwl")
-    # tfb.Chain applies right to left: sigmoid, then the CDF, then logit.
-    dist = tfd.TransformedDistribution(flows.standard_normal(1),
-                                       tfb.Chain([tfb.Invert(tfb.Sigmoid()), pwl, tfb.Sigmoid()]))
+    # Base -> data (tfb.Chain applies right to left): sigmoid, CDF⁻¹, logit; so log_prob
+    # evaluates the CDF forward, on its fixed input bins.
+    dist = tfd.TransformedDistribution(
+        flows.standard_normal(1),
+        tfb.Chain([tfb.Invert(tfb.Sigmoid()), tfb.Invert(pwl), tfb.Sigmoid()]))
     x_train = mixture_sample(args.n_train, args.seed)
     x_test = mixture_sample(args.n_test, args.seed + 1)
     model = tfp_flows.FlowModel(dist)
@@ -87,7 +92,7 @@ def piecewise_linear_part(args, results):
     masses = np.asarray(pwl.bin_masses())[0]
     knots_out = np.concatenate([[0.0], np.cumsum(masses)])
     knots_in = np.linspace(0.0, 1.0, args.bins + 1)
-    inner = np.clip(knots_out[1:-1], 1e-6, 1 - 1e-6)
+    inner = knots_in[1:-1]
     edges = np.log(inner) - np.log1p(-inner)
 
     fig = plot.new_figure(11, 4)
@@ -99,13 +104,13 @@ def piecewise_linear_part(args, results):
     for e in edges[(edges > -4) & (edges < 4)]:
         left.axvline(e, color="#1f77b4", lw=0.5, alpha=0.6)
     left.set_xlim(-4, 4)
-    left.set_title(f"{args.bins}-bin piecewise-linear CDF flow; blue: learned bin edges",
+    left.set_title(f"{args.bins}-bin piecewise-linear CDF flow; blue: bin edges",
                    fontsize=10)
     left.legend(loc="upper left", fontsize=8)
     right.plot(knots_in, knots_out, "-o", color="#1f77b4", ms=3)
     right.plot([0, 1], [0, 1], "k:", lw=1)
-    right.set_xlabel("sigmoid(z)")
-    right.set_ylabel("sigmoid(x)")
+    right.set_xlabel("sigmoid(x)")
+    right.set_ylabel("sigmoid(z)")
     right.set_title("learned CDF on (0, 1)", fontsize=10)
     right.set_aspect("equal")
     fig.tight_layout()
