@@ -63,6 +63,8 @@ def main(argv=None):
         results[section] = runners[section](config, log=lambda s: print(s, flush=True))
         results["section_seconds"][section] = time.time() - t0
         print(f"-- {section}: {time.time() - t0:.0f} s", flush=True)
+    for name, entry in (results.get("quality") or {}).items():
+        entry["entropy_floor"] = protocol.ENTROPY_FLOORS.get(name)  # also for merged runs
     results["elapsed_s"] = sum(results["section_seconds"].values()) if previous else (
         time.time() - start)
     if previous:
