@@ -8,6 +8,7 @@ import tensorflow_probability as tfp
 from contract_cases import CASES, make_bijector
 from contract_checks import (
     check_compiled,
+    check_gradient_matches_finite_difference,
     check_gradients,
     check_log_det,
     check_round_trip,
@@ -73,6 +74,21 @@ def test_gradients_finite_and_nonzero(built):
         pytest.skip("no trainable variables")
     y = bijector.forward(fresh(_inputs(case, [64]), dtype)).numpy()
     check_gradients(dist, y, dtype)
+
+
+def test_mle_gradient_matches_finite_differences(case):
+    _, dist = make_bijector(case, "float64")
+    if not dist.trainable_variables:
+        pytest.skip("no trainable variables")
+    bijector = dist.bijector
+    y = bijector.forward(fresh(_inputs(case, [50000], seed=1), "float64")).numpy()
+    if case.mle_gradient == "ill-conditioned":
+        pytest.skip("central differences of the mean NLL do not converge near the singularity")
+    if case.mle_gradient == "unbiased":
+        check_gradient_matches_finite_difference(dist, y, "float64")
+    else:
+        with pytest.raises(AssertionError, match="finite differences"):
+            check_gradient_matches_finite_difference(dist, y, "float64")
 
 
 def test_density_integrates_to_one_in_2d(case):

@@ -104,8 +104,11 @@ def lu_piecewise_linear(event_size, num_layers=4, num_bins=16, seed=None, dtype=
                         name="lu_piecewise_linear"):
     """Alternates ``LULinear`` mixing with elementwise piecewise-linear CDFs.
 
-    Base -> data per layer: ``LULinear``, then ``logit ∘ PiecewiseLinearCDF ∘ sigmoid``
+    Base -> data per layer: ``LULinear``, then ``logit ∘ PiecewiseLinearCDF⁻¹ ∘ sigmoid``
     (the piecewise-linear map acts in the unit cube, so the composite is a bijection of R^D).
+    The CDF is inverted so that data (``log_prob``) go through its forward map, whose bins
+    are fixed in the input: the other way the bin edges move across data points as the masses
+    change, each point's log-det jumps there, and autodiff misses that part of the gradient.
     """
     seed = _concrete_seed(seed)
     config = dict(builder="lu_piecewise_linear", event_size=event_size, num_layers=num_layers,
@@ -116,8 +119,8 @@ def lu_piecewise_linear(event_size, num_layers=4, num_bins=16, seed=None, dtype=
     for i in range(num_layers):
         layers.append(LULinear(event_size, seed=_seed(seed, i), dtype=dtype, name=f"lu_linear_{i}"))
         layers += [tfb.Sigmoid(name=f"sigmoid_{i}"),
-                   PiecewiseLinearCDF(event_size, num_bins=num_bins, dtype=dtype,
-                                      name=f"piecewise_linear_{i}"),
+                   tfb.Invert(PiecewiseLinearCDF(event_size, num_bins=num_bins, dtype=dtype,
+                                                 name=f"piecewise_linear_{i}")),
                    tfb.Invert(tfb.Sigmoid(), name=f"logit_{i}")]
     return _finish(layers, event_size, dtype, name, config)
 

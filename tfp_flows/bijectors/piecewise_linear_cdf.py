@@ -2,11 +2,14 @@
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._variables import make_variable
 from tfp_flows.bijectors._base import FlowBijector
 from tfp_flows.nn import MLP, concat_conditions
+
+tfb = tfp.bijectors
 
 
 class PiecewiseLinearCDF(FlowBijector):
@@ -141,15 +144,24 @@ class PiecewiseLinearCoupling(tf.Module):
     """``bijector_fn`` for ``tfb.RealNVP``: a ``PiecewiseLinearCDF`` whose logits come
     from an MLP of the conditioning half.
 
-    ``(x0 [..., d], output_units) -> PiecewiseLinearCDF(logits [..., output_units, K])``.
-    The network's last layer is zero-initialised, so a fresh coupling is the identity.
+    ``(x0 [..., d], output_units) -> PiecewiseLinearCDF(logits [..., output_units, K])``,
+    wrapped in ``tfb.Invert`` when ``invert=True`` (the default). The network's last layer is
+    zero-initialised, so a fresh coupling is the identity.
+
+    Direction: the CDF's bins are fixed in its *input*. ``invert=True`` puts that side on the
+    data, so ``log_prob`` (which runs the flow's inverse) has a log-det that is smooth in the
+    parameters; with ``invert=False`` bin edges sweep across data points during maximum
+    likelihood and autodiff misses the jumps. Use ``invert=False`` when the flow is trained by
+    sampling (reverse KL), where the forward direction is the one differentiated.
 
     Example:
       ``tfb.RealNVP(num_masked=1, bijector_fn=PiecewiseLinearCoupling([32, 32], num_bins=8))``
     """
 
-    def __init__(self, hidden_layers, num_bins=8, activation=tf.nn.relu, seed=None, name=None):
+    def __init__(self, hidden_layers, num_bins=8, invert=True, activation=tf.nn.relu, seed=None,
+                 name=None):
         super().__init__(name=name or "piecewise_linear_coupling")
+        self._invert = bool(invert)
         self._hidden_layers = list(hidden_layers)
         if not self._hidden_layers:
             raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
@@ -166,4 +178,5 @@ class PiecewiseLinearCoupling(tf.Module):
         out = self.network(concat_conditions(x0, condition_kwargs))
         logits = tf.reshape(out, tf.concat([tf.shape(out)[:-1], [output_units, self._num_bins]], 0))
         logits.set_shape(x0.shape[:-1].concatenate([output_units, self._num_bins]))
-        return PiecewiseLinearCDF(num_bins=self._num_bins, logits=logits)
+        cdf = PiecewiseLinearCDF(num_bins=self._num_bins, logits=logits)
+        return tfb.Invert(cdf) if self._invert else cdf
