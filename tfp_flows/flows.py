@@ -130,8 +130,12 @@ BUILDERS = {"realnvp": realnvp, "planar": planar, "lu_piecewise_linear": lu_piec
 
 def build(builder, **kwargs):
     """Rebuilds a flow from its ``flow_config``: ``build(**dist.flow_config)``."""
+    if builder == "multiscale_realnvp":  # imported here: tfp_flows.multiscale imports this module
+        from tfp_flows.multiscale import multiscale_realnvp
+        return multiscale_realnvp(**kwargs)
     if builder not in BUILDERS:
-        raise ValueError(f"Unknown flow builder {builder!r}; expected one of {sorted(BUILDERS)}.")
+        raise ValueError(f"Unknown flow builder {builder!r}; expected one of "
+                         f"{sorted(BUILDERS) + ['multiscale_realnvp']}.")
     return BUILDERS[builder](**kwargs)
 
 

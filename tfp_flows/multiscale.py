@@ -30,6 +30,7 @@ import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._variables import make_variable
+from tfp_flows.bijectors._base import FlowBijector
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze
 from tfp_flows.bijectors.real_nvp_template import real_nvp_template
 from tfp_flows.flows import standard_normal
@@ -242,7 +243,7 @@ def multiscale_layout(image_shape, num_scales=2, couplings_per_scale=3, final_co
     return plan, factored
 
 
-class MultiScaleRealNVP(tfb.Bijector):
+class MultiScaleRealNVP(FlowBijector):
     """Multi-scale RealNVP on flattened images ``[..., H·W·C]`` (see the module docstring).
 
     ``inverse`` maps data to latent, ``forward`` latent to data; both log-dets are exact.
