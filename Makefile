@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= outputs
 
-.PHONY: demo test lint bench bench-smoke clean
+.PHONY: demo test bench bench-smoke bench-digits clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ bench: $(VENV)/.installed
 
 bench-smoke: $(VENV)/.installed
 	$(PY) benchmarks/run.py --smoke
+
+bench-digits: $(VENV)/.installed
+	$(PY) benchmarks/digits.py
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info
