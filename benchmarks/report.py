@@ -176,10 +176,23 @@ def _median(values):
     return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
 
 
+def _finite(obj):
+    """Copy of ``obj`` with NaN/inf floats replaced by None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(results, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1, allow_nan=False, default=_json_default)
+    text = json.dumps(_finite(results), indent=1, allow_nan=False, default=_json_default)
+    with open(path + ".tmp", "w") as f:  # never leave a half-written file behind
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def _json_default(o):
