@@ -99,6 +99,12 @@ def sign_edges(event_size):
     return np.stack([np.roll(points, i) for i in range(event_size)], axis=-1)
 
 
+def large_gain(planar):
+    """Sets ``u`` so that ``wᵀû = m(9) ≈ 8``: plain Newton cycles on the inverse's equation."""
+    w = planar.w.numpy()
+    planar.u.assign(9.0 * w / np.sum(w * w))
+
+
 def planar_edges(event_size):
     """Points where wᵀz + b is large (saturated tanh) as well as near zero."""
     return np.concatenate([np.linspace(-30, 30, 9)[:, None] * np.ones([1, event_size]),
@@ -122,6 +128,8 @@ CASES = [
          rtol={"float32": 2e-2, "float64": 1e-7}, ldj_atol={"float32": 2e-2, "float64": 1e-6},
          no_density_check="density too peaked for a grid sum near the singular corner",
          mle_gradient="ill-conditioned"),
+    Case("planar_large_gain", lambda dtype, d: fb.Planar(d, seed=6, dtype=dtype), 3,
+         edges=planar_edges, finalize=large_gain),
     Case("lu_linear_rotation", lambda dtype, d: fb.LULinear(d, seed=2, dtype=dtype), 4),
     Case("lu_linear_identity",
          lambda dtype, d: fb.LULinear(d, init="identity", bias=False, dtype=dtype), 3),

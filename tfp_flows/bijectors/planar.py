@@ -20,14 +20,15 @@ class Planar(FlowBijector):
     Inverse: with ``α = wᵀz`` and ``c = wᵀû``, ``α`` solves the monotone scalar equation
     ``g(α) = α + c · tanh(α + b) − wᵀy = 0``, whose root lies in
     ``[wᵀy − |c|, wᵀy + |c|]``. It is found by Newton steps safeguarded by bisection
-    (vectorised, a ``tf.while_loop`` that stops when every point has converged), then
+    (vectorised, a ``tf.while_loop`` that stops when every point has converged; bisection
+    whenever a Newton step would leave the bracket or shrink it slower than halving), then
     ``z = y − û · tanh(α + b)``. Gradients of the inverse come from one extra Newton step
     on the converged root (the implicit-function theorem), not from the loop.
 
     Shapes: ``event_ndims = 1``; inputs ``[..., D]``.
     """
 
-    def __init__(self, event_size, seed=None, dtype=tf.float32, max_iterations=60,
+    def __init__(self, event_size, seed=None, dtype=tf.float32, max_iterations=100,
                  validate_args=False, name="planar"):
         parameters = dict(locals())
         self._event_size = _checks.positive_int(event_size, "event_size")
@@ -79,24 +80,35 @@ class Planar(FlowBijector):
             t = tf.tanh(a + b)
             return a + c * t - wty, 1.0 + c * (1.0 - tf.square(t))
 
-        def body(i, a, lo, hi, _):
+        def body(i, a, lo, hi, dx_old, done):
             g, dg = g_and_dg(a)
             lo = tf.where(g < 0, a, lo)
             hi = tf.where(g > 0, a, hi)
-            newton = a - g / tf.maximum(dg, tf.constant(1e-30, wty.dtype))
-            inside = (newton > lo) & (newton < hi)
-            a_new = tf.where(inside, newton, 0.5 * (lo + hi))
-            step = tf.abs(a_new - a)
-            done = step <= tol * (1.0 + tf.abs(a_new))
-            return i + 1, a_new, lo, hi, tf.reduce_all(done | tf.equal(g, 0))
+            newton_step = g / tf.maximum(dg, tf.constant(1e-30, wty.dtype))
+            newton = a - newton_step
+            # Newton only while it stays in the bracket and converges at least as fast as
+            # bisection would (|step| < |previous step| / 2); else bisect. Plain Newton can
+            # cycle on this equation when |c| is large.
+            use_newton = (newton > lo) & (newton < hi) & (
+                2.0 * tf.abs(newton_step) < tf.abs(dx_old))
+            candidate = tf.where(use_newton, newton, 0.5 * (lo + hi))
+            scale = tol * (1.0 + tf.abs(a))
+            at_root = (tf.abs(newton_step) <= scale) | tf.equal(g, 0)
+            candidate = tf.where(at_root, newton, candidate)
+            # Converged points stay put: at rounding-level residuals the step test would
+            # otherwise send them back to bisection on a still-wide bracket.
+            a_new = tf.where(done, a, candidate)
+            dx_old = tf.where(done, dx_old, tf.abs(a_new - a))
+            return i + 1, a_new, lo, hi, dx_old, done | at_root | (hi - lo <= scale)
 
-        def cond(i, a, lo, hi, converged):
-            return (i < self._max_iterations) & tf.logical_not(converged)
+        def cond(i, a, lo, hi, dx_old, done):
+            return (i < self._max_iterations) & tf.logical_not(tf.reduce_all(done))
 
         radius = tf.abs(c)
         lo, hi = wty - radius, wty + radius
-        _, alpha, _, _, _ = tf.while_loop(
-            cond, body, (tf.constant(0), wty, lo, hi, tf.constant(False)))
+        _, alpha, _, _, _, _ = tf.while_loop(
+            cond, body, (tf.constant(0), wty, lo, hi, tf.ones_like(wty) * (4.0 * radius + 1.0),
+                         tf.zeros_like(wty, dtype=tf.bool)))
         return alpha
 
     def _inverse(self, y):
