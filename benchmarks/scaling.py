@@ -8,8 +8,9 @@
   ``scaling_max_seconds``, whichever ends first, after ``warmup_steps`` untimed steps.
 * ``planar``: an ``planar_layers``-layer planar flow with random parameters
   (``w, u ~ N(0, 1)``, ``b ~ N(0, 1)``): forward vs inverse points/s on ``speed_points``
-  points, and the round-trip error ``max |f⁻¹(f(z)) − z|`` in float32, next to float32's
-  resolution ``eps32 · max|z|``.
+  points in ``tf.function`` (graph) and ``tf.function(jit_compile=True)`` (XLA, as
+  ``FlowModel`` runs), and the round-trip error ``max |f⁻¹(f(z)) − z|`` in float32, next to
+  float32's resolution ``eps32 · max|z|``.
 """
 
 import time
@@ -18,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import protocol, reference, trainers
+
+PLANAR_REPEATS = 21  # planar calls take milliseconds: a median over more calls
 
 
 def gaussian_data(d, n, seed):
@@ -102,7 +105,8 @@ def dimension(config, log=print):
 
 def planar(config, log=print):
     """Returns ``{D: {"forward_points_per_s", "inverse_points_per_s", "inverse_over_forward",
-    "max_roundtrip_error", "float32_resolution"}}``."""
+    "max_roundtrip_error", "float32_resolution"}}``, the timed keys in ``tf.function`` (graph)
+    and again with an ``_xla`` suffix under ``tf.function(jit_compile=True)``."""
     import tfp_flows
 
     out = {}
@@ -115,18 +119,44 @@ def planar(config, log=print):
             layer.b.assign(np.float32(rng.normal()))
         bijector = dist.bijector
         z = rng.normal(size=[config["speed_points"], d]).astype(np.float32)
-        forward = tf.function(bijector.forward)
-        inverse = tf.function(bijector.inverse)
-        fwd = protocol.points_per_second(forward, tf.constant(z))
-        y = forward(tf.constant(z)).numpy()
-        inv = protocol.points_per_second(inverse, tf.constant(y))
-        z_back = inverse(tf.constant(y)).numpy()  # fresh tensor: no bijector-cache hit
-        err = float(np.max(np.abs(z_back - z)))
         resolution = float(np.finfo(np.float32).eps * np.max(np.abs(z)))
-        out[str(d)] = {"forward_points_per_s": fwd, "inverse_points_per_s": inv,
-                       "inverse_over_forward": fwd / inv, "max_roundtrip_error": err,
-                       "float32_resolution": resolution}
-        log(f"planar D={d:3d} forward {fwd / 1e6:.2f} M/s inverse {inv / 1e6:.2f} M/s "
-            f"(inverse {fwd / inv:.1f}x slower)  max |f^-1(f(z)) - z| = {err:.2e} "
-            f"(eps32·max|z| = {resolution:.1e})")
+        r = {"float32_resolution": resolution}
+        for mode, jit in (("graph", False), ("xla", True)):
+            forward = tf.function(bijector.forward, jit_compile=jit)
+            inverse = tf.function(bijector.inverse, jit_compile=jit)
+            fwd = protocol.points_per_second(forward, tf.constant(z), PLANAR_REPEATS)
+            y = forward(tf.constant(z)).numpy()
+            inv = protocol.points_per_second(inverse, tf.constant(y), PLANAR_REPEATS)
+            z_back = inverse(tf.constant(y)).numpy()  # fresh tensor: no bijector-cache hit
+            err = float(np.max(np.abs(z_back - z)))
+            suffix = "" if mode == "graph" else "_xla"
+            r.update({f"forward_points_per_s{suffix}": fwd, f"inverse_points_per_s{suffix}": inv,
+                      f"inverse_over_forward{suffix}": fwd / inv,
+                      f"max_roundtrip_error{suffix}": err})
+            log(f"planar D={d:3d} {mode:5s} forward {fwd / 1e6:.2f} M/s inverse "
+                f"{inv / 1e6:.2f} M/s (inverse {fwd / inv:.1f}x slower)  "
+                f"max |f^-1(f(z)) - z| = {err:.2e} (eps32·max|z| = {resolution:.1e})")
+        r.update(_planar_layer_residuals(tfp_flows.flows.layers_of(dist), z))
+        log(f"planar D={d:3d} per layer: max |f(f^-1(y)) - y| = "
+            f"{r['max_layer_residual_eps']:.1f} eps32·max|y|, min log|det J| "
+            f"{r['min_layer_log_det']:.2f}")
+        out[str(d)] = r
     return out
+
+
+def _planar_layer_residuals(layers, z):
+    """Backward error of each layer's inverse, which no float32 solver can beat by much:
+    ``max_k max|f_k(f_k⁻¹(y_k)) − y_k| / (eps32 · max|y_k|)`` with ``y_k`` layer k's output on
+    ``z``, and ``min_k min log|det ∂f_k/∂x|`` (how strongly a layer contracts: the composed
+    round trip's forward error grows with the product of these contractions)."""
+    eps = float(np.finfo(np.float32).eps)
+    worst, min_log_det, x = 0.0, np.inf, z
+    for layer in layers:
+        y = layer.forward(tf.constant(x)).numpy()
+        x_back = layer.inverse(tf.constant(y.copy())).numpy()  # fresh tensors: no cache hits
+        residual = np.max(np.abs(layer.forward(tf.constant(x_back)).numpy() - y))
+        worst = max(worst, float(residual / (eps * np.max(np.abs(y)))))
+        log_det = layer.forward_log_det_jacobian(tf.constant(x.copy()), event_ndims=1)
+        min_log_det = min(min_log_det, float(np.min(log_det)))
+        x = y
+    return {"max_layer_residual_eps": worst, "min_layer_log_det": min_log_det}
