@@ -2,6 +2,7 @@
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import tfp_flows
 from tfp_flows import bijectors as fb
@@ -55,3 +56,16 @@ def test_explicit_training_flag_overrides_the_context():
         assert not bn.training
         bn.inverse(tf.constant(_batch()[:, :2]))
     np.testing.assert_array_equal(bn.moving_mean.numpy(), [0.0, 0.0])
+
+
+def test_training_log_prob_uses_batch_statistics_throughout():
+    # TransformedDistribution takes the log-det as -fldj(inverse(y)): in training mode that
+    # must be the batch variance the inverse normalised with, not the moving one.
+    bn = fb.BatchNorm(2, epsilon=1e-3, training=True)
+    dist = tfp_flows.flows.standard_normal(2)
+    dist = tfp.distributions.TransformedDistribution(dist, tfp.bijectors.Chain([bn]))
+    y = _batch()[:, :2]
+    z = (y - y.mean(0)) / np.sqrt(y.var(0) + 1e-3)
+    expected = -0.5 * np.sum(z**2, 1) - np.log(2 * np.pi) - 0.5 * np.sum(np.log(y.var(0) + 1e-3))
+    for _ in range(2):  # the moving averages move between calls; the density must not
+        np.testing.assert_allclose(dist.log_prob(tf.constant(y)).numpy(), expected, rtol=1e-5)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_probability.python.internal import cache_util
 
 from tfp_flows import _checks
 from tfp_flows._mode import is_training
@@ -24,6 +25,10 @@ class BatchNorm(FlowBijector):
     ``y`` (over all batch axes), and each ``inverse`` call moves the averages once:
     ``moving ← momentum · moving + (1 − momentum) · batch``. ``forward`` (the sampling
     direction, which has no data batch) always uses the moving averages, as in TFP.
+
+    ``TransformedDistribution.log_prob`` takes its log-det as ``−fldj(inverse(y))``; so that
+    this uses the batch statistics too, a training-mode ``inverse`` hands its log-det to TFP's
+    bijector cache for the pair ``(x, y)`` (the mechanism ``tfb.FFJORD`` uses).
 
     Unlike ``tfb.BatchNormalization`` it wraps no tf-keras layer, so it works under Keras 3.
 
@@ -64,12 +69,23 @@ class BatchNorm(FlowBijector):
             return self._batch_moments(y)
         return tf.convert_to_tensor(self.moving_mean), tf.convert_to_tensor(self.moving_variance)
 
+    _cache = cache_util.BijectorCacheWithGreedyAttrs(
+        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
+
+    def _augmented_forward(self, x):
+        return self._forward(x), None
+
+    def _augmented_inverse(self, y):
+        x, variance = self._normalize(y)
+        return x, ({"ildj": -self._log_det(variance)} if self.training else None)
+
     def _forward(self, x):
         _checks.event_shape(x, self._event_size, self.name)
         mean, variance = self._stats()
         return (x - self.beta) * tf.exp(-self.log_gamma) * tf.sqrt(variance + self._epsilon) + mean
 
-    def _inverse(self, y):
+    def _normalize(self, y):
+        """Returns ``(x, variance)``: the inverse and the variance it used."""
         _checks.event_shape(y, self._event_size, self.name)
         mean, variance = self._stats(y)
         updates = []
@@ -81,7 +97,10 @@ class BatchNorm(FlowBijector):
                 self.moving_variance.assign(m * self.moving_variance + (1 - m) * batch_variance)]
         with tf.control_dependencies(updates):
             scale = tf.math.rsqrt(variance + self._epsilon) * tf.exp(self.log_gamma)
-            return (y - mean) * scale + self.beta
+            return (y - mean) * scale + self.beta, variance
+
+    def _inverse(self, y):
+        return self._normalize(y)[0]
 
     def _log_det(self, variance):
         return tf.reduce_sum(0.5 * tf.math.log(variance + self._epsilon) - self.log_gamma)
