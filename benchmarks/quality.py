@@ -6,7 +6,8 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
   XLA-compiled train step);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
-* ``tfp_realnvp``: the TFP reference (``reference.realnvp``) in that loop;
+* ``tfp_realnvp``: the TFP reference (``reference.realnvp``, unbounded log-scale) in that loop;
+* ``tfp_realnvp_tanh``: the same reference with ``log_scale = tanh(raw)``, in that loop;
 * ``tfp_maf``: ``tfb.MaskedAutoregressiveFlow`` in that loop.
 """
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from benchmarks import protocol, reference, trainers
 
-MODELS = ["tfp_flows_fit", "tfp_flows_loop", "tfp_realnvp", "tfp_maf"]  # config: quality_models
+# Choose with config["quality_models"] (or run.py --models).
+MODELS = ["tfp_flows_fit", "tfp_flows_loop", "tfp_realnvp", "tfp_realnvp_tanh", "tfp_maf"]
 
 
 def ours(config, event_size, seed, batch_norm=False):
@@ -36,9 +38,9 @@ def train_model(name, config, x_train, x_test, steps, seed):
         dist = ours(config, d, seed)
         return trainers.train_loop(dist, dist, dataset, x_test, config, steps,
                                    training_context=tfp_flows.training_mode)
-    if name == "tfp_realnvp":
+    if name in ("tfp_realnvp", "tfp_realnvp_tanh"):
         train, evaluate = reference.realnvp(d, config["num_layers"], config["hidden_layers"],
-                                            seed=seed)
+                                            seed=seed, tanh_log_scale=name.endswith("_tanh"))
     elif name == "tfp_maf":
         train, evaluate = reference.maf(d, config["num_layers"], config["hidden_layers"],
                                         seed=seed)

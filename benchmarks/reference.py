@@ -2,7 +2,9 @@
 
 * ``realnvp``: ``tfb.RealNVP`` couplings driven by a ``tf.Module`` MLP that mirrors
   ``tfb.real_nvp_default_template`` in TF2 (Glorot-uniform kernels, zero biases, ReLU,
-  unbounded log-scale), with ``tfb.Permute`` between couplings.
+  unbounded log-scale), with ``tfb.Permute`` between couplings. With ``tanh_log_scale`` the
+  same network's log-scale is ``tanh(raw)`` (each coupling scales by e^±1 at most): the
+  common stabilisation, which keeps ``exp(log_scale)`` from overflowing.
 * ``maf``: ``tfb.MaskedAutoregressiveFlow`` with ``tfb.AutoregressiveNetwork`` (MADE).
 * ``realnvp_batchnorm``: ``realnvp`` with ``tfb.BatchNormalization`` after every coupling.
 * ``lu_flow``: ``tfb.Shift ∘ tfb.ScaleMatvecLU`` layers (the counterpart of our ``LULinear``).
@@ -31,11 +33,12 @@ class ShiftAndLogScaleMLP(tf.Module):
 
     Same width and depth as ``tfp_flows``'s template; unlike it, every layer (also the last)
     is Glorot-uniform initialised and the log-scale is unbounded, as in
-    ``tfb.real_nvp_default_template``.
+    ``tfb.real_nvp_default_template`` (``tanh_log_scale=True``: ``log_scale = tanh(raw)``).
     """
 
-    def __init__(self, hidden_layers, seed, name=None):
+    def __init__(self, hidden_layers, seed, tanh_log_scale=False, name=None):
         super().__init__(name=name)
+        self._tanh = tanh_log_scale
         self._hidden = list(hidden_layers)
         self._rng = np.random.default_rng(seed)
         self.kernels, self.biases = [], []
@@ -60,7 +63,7 @@ class ShiftAndLogScaleMLP(tf.Module):
                 h = tf.nn.relu(h)
         h = tf.reshape(h, tf.concat([batch, [2 * output_units]], 0))
         shift, log_scale = tf.split(h, 2, axis=-1)
-        return shift, log_scale
+        return shift, tf.tanh(log_scale) if self._tanh else log_scale
 
 
 def _chain(layers, event_size, name):
@@ -69,15 +72,18 @@ def _chain(layers, event_size, name):
                                        name=name)
 
 
-def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, seed=0):
-    """Reference RealNVP; with ``batch_norm`` a ``tfb.BatchNormalization`` after each coupling."""
+def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, seed=0,
+            tanh_log_scale=False):
+    """Reference RealNVP; with ``batch_norm`` a ``tfb.BatchNormalization`` after each coupling,
+    with ``tanh_log_scale`` the log-scale bounded by ``tanh``."""
     import tf_keras
 
     rng = np.random.default_rng(seed)
     train_layers, eval_layers = [], []
     for i in range(num_layers):
         coupling = tfb.RealNVP(num_masked=event_size // 2,
-                               shift_and_log_scale_fn=ShiftAndLogScaleMLP(hidden_layers, [seed, i]))
+                               shift_and_log_scale_fn=ShiftAndLogScaleMLP(
+                                   hidden_layers, [seed, i], tanh_log_scale))
         train_layers.append(coupling)
         eval_layers.append(coupling)
         if batch_norm:
@@ -88,7 +94,7 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
             permute = tfb.Permute(_permutation(event_size, rng))
             train_layers.append(permute)
             eval_layers.append(permute)
-    name = "tfp_realnvp_bn" if batch_norm else "tfp_realnvp"
+    name = "tfp_realnvp" + ("_bn" if batch_norm else "") + ("_tanh" if tanh_log_scale else "")
     return _chain(train_layers, event_size, name), _chain(eval_layers, event_size, name)
 
 

@@ -30,10 +30,17 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     parser.add_argument("--merge", action="store_true",
-                        help="with --only: update today's JSON, keeping its other sections")
+                        help="with --only: update today's JSON, keeping its other sections "
+                             "(quality: its other data sets and models)")
+    parser.add_argument("--datasets", nargs="+", help="quality: only these data sets")
+    parser.add_argument("--models", nargs="+", help="quality: only these models")
     args = parser.parse_args(argv)
 
     config = dict(protocol.SMOKE if args.smoke else protocol.FULL)
+    if args.datasets:
+        config["datasets"] = args.datasets
+    if args.models:
+        config["quality_models"] = args.models
     tf = protocol.configure_tensorflow(config)
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
@@ -60,7 +67,9 @@ def main(argv=None):
     for section in args.only or SECTIONS:
         t0 = time.time()
         tf.random.set_seed(config["seed"])
-        results[section] = runners[section](config, log=lambda s: print(s, flush=True))
+        new = runners[section](config, log=lambda s: print(s, flush=True))
+        results[section] = _merge_quality(previous.get(section), new) if (
+            section == "quality" and previous) else new
         results["section_seconds"][section] = time.time() - t0
         print(f"-- {section}: {time.time() - t0:.0f} s", flush=True)
     for name, entry in (results.get("quality") or {}).items():
@@ -80,6 +89,15 @@ def main(argv=None):
     print(table)
     print(f"wrote {json_path}")
     return results
+
+
+def _merge_quality(old, new):
+    """``old`` quality results updated per data set and model by ``new``."""
+    merged = {name: {**entry, "models": dict(entry["models"])} for name, entry in
+              (old or {}).items()}
+    for name, entry in new.items():
+        merged.setdefault(name, {**entry, "models": {}})["models"].update(entry["models"])
+    return merged
 
 
 if __name__ == "__main__":
