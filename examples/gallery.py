@@ -48,10 +48,7 @@ def main(argv=None):
         dist = flows.realnvp(2, num_layers=args.layers, hidden_layers=args.hidden, seed=args.seed)
         model = tfp_flows.FlowModel(dist)
         results[f"untrained_test_nll_{name}"] = _common.nll(model, x_test)
-        steps = args.epochs * -(-args.n_train // args.batch_size)
-        schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0),
-                      jit_compile=_common.jit(args))
+        _common.compile_cosine(model, args, args.epochs * -(-args.n_train // args.batch_size))
         print(f"{name}:")
         model.fit(x_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose)
         results[f"test_nll_{name}"] = _common.nll(model, x_test)

@@ -69,10 +69,7 @@ def main(argv=None):
     dist, layers = leaky_coupling_flow(args.layers, args.hidden, args.alpha, args.seed)
     model = tfp_flows.FlowModel(dist)
     results["untrained_test_nll"] = _common.nll(model, x_test)
-    steps = args.epochs * -(-args.n_train // args.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0),
-                  jit_compile=_common.jit(args))
+    _common.compile_cosine(model, args, args.epochs * -(-args.n_train // args.batch_size))
     model.fit(x_train, batch_size=args.batch_size, epochs=args.epochs, validation_data=x_test,
               verbose=args.verbose)
     results["test_nll"] = _common.nll(model, x_test)

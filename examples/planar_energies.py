@@ -60,10 +60,7 @@ def main(argv=None):
             model = tfp_flows.FlowModel.for_target(name, dist, num_samples=args.num_samples,
                                                    seed=args.seed)
             results[f"untrained_kl_{name}_K{k}"] = reverse_kl(dist, target, seed=args.seed)
-            schedule = keras.optimizers.schedules.CosineDecay(
-                args.lr, decay_steps=epochs * steps_per_epoch, alpha=0.05)
-            model.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0),
-                          jit_compile=_common.jit(args))
+            _common.compile_cosine(model, args, epochs * steps_per_epoch)
             print(f"{name}, K={k}:")
             model.fit(epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=args.verbose)
             results[f"kl_{name}_K{k}"] = reverse_kl(dist, target, seed=args.seed)
