@@ -38,7 +38,7 @@ from tfp_flows.flows import standard_normal
 tfb, tfd = tfp.bijectors, tfp.distributions
 
 
-class IndexCoupling(tfb.Bijector):
+class IndexCoupling(FlowBijector):
     """Affine coupling of the entries ``transformed`` given the entries ``conditioning``.
 
     Args:
@@ -75,10 +75,6 @@ class IndexCoupling(tfb.Bijector):
         with tf.name_scope(name) as scope:
             super().__init__(forward_min_event_ndims=1, is_constant_jacobian=False,
                              validate_args=validate_args, parameters=parameters, name=scope)
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
 
     @property
     def shift_and_log_scale_fn(self):
@@ -294,10 +290,6 @@ class MultiScaleRealNVP(FlowBijector):
             self._chain = tfb.Chain(layers, validate_args=validate_args)
             super().__init__(forward_min_event_ndims=1, dtype=dtype, validate_args=validate_args,
                              parameters=parameters, name=scope)
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
 
     @property
     def image_shape(self):
