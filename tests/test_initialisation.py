@@ -24,6 +24,8 @@ def test_fresh_couplings_are_the_identity():
 def test_lu_linear_starts_from_a_rotation_or_the_identity():
     w = fb.LULinear(6, seed=3, dtype=tf.float64).weight().numpy()
     np.testing.assert_allclose(w @ w.T, np.eye(6), atol=1e-10)
+    q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=[6, 6]))
+    np.testing.assert_allclose(w, q, atol=1e-10)  # exactly the QR rotation, re-factorised
     assert not np.allclose(w, np.eye(6))
     identity = fb.LULinear(6, init="identity", dtype=tf.float64).weight().numpy()
     np.testing.assert_array_equal(identity, np.eye(6))

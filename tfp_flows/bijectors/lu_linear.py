@@ -37,7 +37,7 @@ class LULinear(FlowBijector):
             lu, perm = lu.numpy(), perm.numpy()
         else:
             lu, perm = np.eye(d), np.arange(d)
-        # tf.linalg.lu gives P_tf · q = L · U', i.e. q = P_tfᵀ L U': y = x qᵀ... keep W = P L V.
+        # tf.linalg.lu: L·U = q[perm], so q = (L·U)[argsort(perm)]: W = P·L·V starts at q.
         permutation = np.argsort(perm)
         diag = np.diag(lu)
         with tf.name_scope(name) as scope:
