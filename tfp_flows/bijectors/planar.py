@@ -121,6 +121,3 @@ class Planar(FlowBijector):
         t = tf.tanh(alpha + self.b)
         alpha = alpha - (alpha + c * t - wty) / (1.0 + c * (1.0 - tf.square(t)))
         return y - tf.tanh(alpha + self.b)[..., tf.newaxis] * u_hat
-
-    def _inverse_log_det_jacobian(self, y):
-        return -self._forward_log_det_jacobian(self._inverse(y))
