@@ -56,12 +56,12 @@ def check_array(x, event_size, dtype, what="x"):
     return arr.astype(dtype.as_numpy_dtype, copy=False)
 
 
-def check_dataset(dataset, event_size, what="dataset", scan_batches=100):
+def check_dataset(dataset, event_size, dtype=tf.float32, what="dataset", scan_batches=100):
     """Checks a ``tf.data.Dataset`` of batches ``x`` or ``(x, ...)``; returns it unchanged."""
     spec = _first(dataset.element_spec)
     if not isinstance(spec, tf.TensorSpec):
         raise TypeError(f"{what} elements must be tensors x or tuples (x, ...), got {spec}.")
-    _check_dtype(spec.dtype, tf.float32, what)
+    _check_dtype(spec.dtype, tf.as_dtype(dtype), what)
     _check_event_size(spec.shape, event_size, what)
     cardinality = int(dataset.cardinality())
     if cardinality == 0:
@@ -94,5 +94,5 @@ def check_data(x, event_size, dtype=tf.float32, what="x"):
     """Dispatches to ``check_dataset`` or ``check_array``; returns the checked input."""
     dtype = tf.as_dtype(dtype)
     if isinstance(x, tf.data.Dataset):
-        return check_dataset(x, event_size, what)
+        return check_dataset(x, event_size, dtype, what)
     return check_array(x, event_size, dtype, what)
