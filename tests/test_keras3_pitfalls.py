@@ -25,8 +25,10 @@ def _dist(template):
 def test_tfp_default_template_is_invisible_but_ours_is_tracked():
     ours = tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=fb.real_nvp_template([8, 8], seed=0))
     ours.forward(_data())
-    # 2 layers of kernel+bias plus the output layer, and the learnable log-scale bound.
-    assert len(ours.trainable_variables) == 7
+    # One flat variable: 2 layers of kernel+bias (1·8+8, 8·8+8; the masked input is x[:1]),
+    # the output layer (8·2+2) and the learnable log-scale bound (1).
+    (params,) = ours.trainable_variables
+    assert params.shape == (16 + 72 + 18 + 1,)
 
 
 def test_gradient_step_changes_log_prob():

@@ -102,7 +102,7 @@ def test_log_prob_sample_shapes_and_variables():
                                rtol=1e-5)
     assert dist.sample([2, 3], seed=[1, 2]).shape == (2, 3, 64)
     variables = dist.trainable_variables
-    assert len(variables) == len(dist.bijector.couplings) * 5  # 2 kernels, 2 biases, bound
+    assert len(variables) == len(dist.bijector.couplings)  # one flat MLP variable per coupling
     assert all(tfp_flows.keras_variable_of(v).trainable for v in variables)
     assert dist.flow_config["builder"] == "multiscale_realnvp"
 

@@ -40,11 +40,21 @@ class MLP(tf.Module):
 
     Shapes: input ``[..., d]`` -> output ``[..., output_units]``; the batch axes are
     flattened so that every layer is one 2-D ``tf.matmul`` (much faster than einsum on CPU).
+
+    All weights live in one flat variable ``params`` ``[P]`` (``W_1, b_1, ..., W_L, b_L``,
+    row-major, then the ``extra_parameters``), sliced on every call: an optimizer step then
+    updates one variable per network instead of ``2L`` (per-variable overhead is most of a
+    small flow's step time on CPU; ``benchmarks/README.md``). ``weights()`` returns the
+    ``(W_i, b_i)`` views, ``extra(name)`` an extra parameter.
+
+    ``extra_parameters``: optional ``{name: initial array}`` of parameters that the caller
+    uses next to the network (e.g. a learnable bound), stored in the same variable.
     """
 
     def __init__(self, hidden_layers, output_units, activation=tf.nn.relu,
-                 zero_init_output=True, seed=None, name=None):
+                 zero_init_output=True, seed=None, extra_parameters=None, name=None):
         super().__init__(name=name)
+        self._extra = {k: np.asarray(v, np.float64) for k, v in (extra_parameters or {}).items()}
         hidden_layers = list(hidden_layers)
         if not hidden_layers:
             raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
@@ -54,12 +64,13 @@ class MLP(tf.Module):
         self._zero_init_output = zero_init_output
         self._seed = seed
         self._built_for = None
-        self.kernels = []
-        self.biases = []
+        self._shapes = []
+        self.params = None
 
     def _build(self, input_units, dtype):
         rng = np.random.default_rng(self._seed)
         widths = [input_units] + self._hidden + [self._output_units]
+        pieces = []
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             last = i == len(widths) - 2
             if last and self._zero_init_output:
@@ -67,9 +78,27 @@ class MLP(tf.Module):
             else:
                 limit = np.sqrt(6.0 / (fan_in + fan_out))
                 kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
-            self.kernels.append(make_variable(kernel, f"kernel_{i}", dtype))
-            self.biases.append(make_variable(np.zeros([fan_out]), f"bias_{i}", dtype))
+            pieces += [kernel.ravel(), np.zeros([fan_out])]
+            self._shapes += [(fan_in, fan_out), (fan_out,)]
+        pieces += [v.ravel() for v in self._extra.values()]
+        self.params = make_variable(np.concatenate(pieces), "params", dtype)
         self._built_for = (input_units, dtype)
+
+    def _pieces(self):
+        if self.params is None:
+            raise ValueError(f"MLP {self.name} is not built yet (call it once).")
+        shapes = self._shapes + [v.shape for v in self._extra.values()]
+        flat = tf.split(tf.convert_to_tensor(self.params), [int(np.prod(s)) for s in shapes])
+        return [tf.reshape(t, s) for t, s in zip(flat, shapes)]
+
+    def weights(self):
+        """``[(W_1 [d, h_1], b_1 [h_1]), ..., (W_L [h_{L-1}, out], b_L [out])]`` (tensors)."""
+        tensors = self._pieces()[:len(self._shapes)]
+        return list(zip(tensors[0::2], tensors[1::2]))
+
+    def extra(self, name):
+        """The extra parameter ``name`` (a tensor of its initial array's shape)."""
+        return self._pieces()[len(self._shapes) + list(self._extra).index(name)]
 
     def __call__(self, h):
         h = tf.convert_to_tensor(h)
@@ -84,9 +113,9 @@ class MLP(tf.Module):
                 f"{self._built_for[1].name}, got width {input_units} and dtype {h.dtype.name}.")
         batch_shape = tf.shape(h)[:-1]
         out = tf.reshape(h, [-1, input_units])
-        n = len(self.kernels)
-        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+        layers = self.weights()
+        for i, (kernel, bias) in enumerate(layers):
             out = tf.matmul(out, kernel) + bias
-            if i < n - 1:
+            if i < len(layers) - 1:
                 out = self._activation(out)
         return tf.reshape(out, tf.concat([batch_shape, [self._output_units]], axis=0))

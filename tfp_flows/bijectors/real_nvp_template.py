@@ -8,7 +8,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_flows import _checks
-from tfp_flows._variables import make_variable
 from tfp_flows.nn import MLP, concat_conditions
 
 
@@ -41,27 +40,36 @@ class RealNVPTemplate(tf.Module):
         self._seed = seed
         self._output_units = None
         self.network = None
-        self.log_scale_bound_param = None
 
     @property
     def shift_only(self):
         return self._shift_only
 
-    def _build(self, output_units, dtype):
+    @property
+    def log_scale_bound(self):
+        """The current bound ``c = softplus(rho)`` ``[output_units]`` (None before the first
+        call or with ``shift_only``)."""
+        if self.network is None or self._shift_only:
+            return None
+        return tf.nn.softplus(self.network.extra("log_scale_bound"))
+
+    def _build(self, output_units):
         width = output_units if self._shift_only else 2 * output_units
-        self.network = MLP(self._hidden_layers, width, activation=self._activation,
-                           zero_init_output=True, seed=self._seed, name="network")
+        extra = None
         if not self._shift_only:
             rho = np.log(np.expm1(self._log_scale_bound))  # softplus^{-1}
-            self.log_scale_bound_param = make_variable(
-                np.full([output_units], rho), "log_scale_bound", dtype)
+            extra = {"log_scale_bound": np.full([output_units], rho)}
+        # One variable per coupling: the bound's rho is stored with the network's weights.
+        self.network = MLP(self._hidden_layers, width, activation=self._activation,
+                           zero_init_output=True, seed=self._seed, extra_parameters=extra,
+                           name="network")
         self._output_units = output_units
 
     def __call__(self, x0, output_units, **condition_kwargs):
         x0 = tf.convert_to_tensor(x0)
         output_units = _checks.positive_int(int(output_units), "output_units")
         if self._output_units is None:
-            self._build(output_units, x0.dtype)
+            self._build(output_units)
         elif output_units != self._output_units:
             raise ValueError(
                 f"{self.name}: built for output_units={self._output_units}, got {output_units}; "
@@ -70,7 +78,7 @@ class RealNVPTemplate(tf.Module):
         if self._shift_only:
             return out, None
         shift, raw = tf.split(out, 2, axis=-1)
-        bound = tf.nn.softplus(self.log_scale_bound_param)
+        bound = self.log_scale_bound
         return shift, bound * tf.tanh(raw / bound)
 
 
