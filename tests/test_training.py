@@ -152,7 +152,7 @@ def test_learning_rate_schedule_and_default_jit_with_steps_per_execution():
 def test_guard_too_large_learning_rate_stops_with_last_good_weights():
     x = moons(512)
     model = FlowModel(small_flow(), backoff_after=2, stop_after=5)
-    model.compile(keras.optimizers.SGD(1e7), jit_compile=False)
+    model.compile(keras.optimizers.SGD(1e7), jit_compile=False, steps_per_execution=1)
     snaps = Snapshots()
     with pytest.warns(RuntimeWarning, match="non-finite"):
         hist = model.fit(x, batch_size=32, epochs=3, verbose=0, callbacks=[snaps]).history
@@ -168,12 +168,32 @@ def test_guard_too_large_learning_rate_stops_with_last_good_weights():
     assert int(model.optimizer.iterations) == snaps.consecutive.index(5) - 4
 
 
+def test_guard_stop_is_the_same_with_the_default_steps_per_execution():
+    # fit sees the stop only at the end of an execution (32 steps by default); the steps
+    # after the stop must change nothing, so weights and counters match per-batch stepping.
+    x = moons(512)
+    out = []
+    for spe in (1, None):
+        model = FlowModel(small_flow(), backoff_after=2, stop_after=5)
+        model.compile(keras.optimizers.SGD(1e7), jit_compile=False, steps_per_execution=spe)
+        with pytest.warns(RuntimeWarning, match="non-finite"):
+            hist = model.fit(x, batch_size=32, epochs=3, verbose=0, shuffle=False).history
+        out.append((weights(model), hist["skipped_steps"][-1], int(model.optimizer.iterations),
+                    float(model.optimizer.learning_rate), model.stop_reason))
+    assert model.steps_per_execution == 32
+    (w1, *rest1), (w32, *rest32) = out
+    assert rest1 == rest32 and rest1[0] >= 5
+    for a, b in zip(w1, w32):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, b)
+
+
 def test_guard_skips_a_batch_that_drives_the_loss_to_inf():
     x = moons(256)
     x[64:96] = 1e30  # finite data (passes the checks) but log q = -inf in float32
     ds = tf.data.Dataset.from_tensor_slices(x).batch(32)
     model = FlowModel(small_flow())
-    model.compile(keras.optimizers.Adam(1e-2), jit_compile=False)
+    model.compile(keras.optimizers.Adam(1e-2), jit_compile=False, steps_per_execution=1)
     snaps = Snapshots()
     hist = model.fit(ds, epochs=1, verbose=0, callbacks=[snaps]).history
     assert snaps.consecutive == [0, 0, 1, 0, 0, 0, 0, 0]
@@ -204,7 +224,7 @@ def test_guard_nan_gradient_skipped_then_stop_names_the_cause():
     x = moons(320)
     NaNGradientAt.bad = (2,)
     model = NaNGradientAt(small_flow(), stop_after=3)
-    model.compile(keras.optimizers.Adam(1e-2), jit_compile=False)
+    model.compile(keras.optimizers.Adam(1e-2), jit_compile=False, steps_per_execution=1)
     snaps = Snapshots()
     model.fit(x, batch_size=32, epochs=1, verbose=0, shuffle=False, callbacks=[snaps])
     assert snaps.consecutive == [0, 0, 1] + [0] * 7
@@ -214,7 +234,7 @@ def test_guard_nan_gradient_skipped_then_stop_names_the_cause():
 
     NaNGradientAt.bad = tuple(range(4, 100))
     model = NaNGradientAt(small_flow(), stop_after=3)
-    model.compile(keras.optimizers.Adam(1e-2), jit_compile=True)
+    model.compile(keras.optimizers.Adam(1e-2), jit_compile=True, steps_per_execution=1)
     snaps = Snapshots()
     with pytest.warns(RuntimeWarning, match="non-finite gradient"):
         model.fit(x, batch_size=32, epochs=2, verbose=0, callbacks=[snaps])

@@ -9,8 +9,9 @@
   ``skipped_steps`` and ``consecutive_bad_steps`` grow by one; every ``backoff_after``
   consecutive bad steps the learning rate is multiplied by ``backoff_factor``;
 * once ``consecutive_bad_steps >= stop_after`` every later step is skipped too (the weights
-  stay at the last good values) and ``FlowModel.fit`` / ``train`` stop with a message naming the
-  cause (``stop_message``).
+  stay at the last good values; these steps are not counted) and ``FlowModel.fit`` / ``train``
+  stop with a message naming the cause (``stop_message``) at the end of the current execution
+  (``steps_per_execution`` batches).
 
 The counters are ``keras.Variable``s and appear in the fit logs and history.
 """
@@ -160,8 +161,11 @@ class NaNGuard:
             ok = loss_ok & grad_ok & running
             _apply_if(ok, optimizer, grads, variables)
 
-        bad = tf.cast(~ok, tf.int32)
-        consecutive = (self.consecutive_bad_steps + 1) * bad
+        # Steps after the stop are not counted: with steps_per_execution > 1, fit only sees
+        # the stop at the end of an execution, and the counters should not depend on that.
+        bad = tf.cast(~ok & running, tf.int32)
+        consecutive = tf.where(running, (self.consecutive_bad_steps + 1) * bad,
+                               self.consecutive_bad_steps)
         self.consecutive_bad_steps.assign(consecutive)
         self.skipped_steps.assign_add(bad)
         cause = tf.where(loss_ok, 2, 1)
