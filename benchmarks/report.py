@@ -114,7 +114,7 @@ def markdown(results):
         lines += [f"| {_cell(t['target'])} | {_cell(t['measured'])} | {_met(t['met'])} |"
                   for t in tg]
         lines.append("")
-    q = results.get("quality")
+    q = _quality_view(results)
     if q:
         models = list(dict.fromkeys(k for e in q.values() for k in e["models"]))
         steps = results["config"]["quality_steps"]
@@ -122,14 +122,18 @@ def markdown(results):
                   "| data set | entropy floor | " + " | ".join(models) + " |",
                   "|---|---|" + "---|" * len(models)]
         for name, entry in q.items():
-            cells = [_fmt(entry["models"][k]["test_nll"]) if k in entry["models"] else "—"
+            cells = [_nll_cell(entry["models"][k]) if k in entry["models"] else "—"
                      for k in models]
             lines.append(f"| {name} | {_fmt(entry['entropy_floor'])} | " + " | ".join(cells) + " |")
         rates = [_fmt(_median([e["models"][k]["steps_per_s"] for e in q.values()
-                               if k in e["models"]]), 0) for k in models]
+                               if "steps_per_s" in e["models"].get(k, {})]), 0) for k in models]
         lines += ["| steps/s (median over sets, incl. load) | | " + " | ".join(rates) + " |", ""]
-    ts = results.get("train_speed")
-    if ts:
+    peer_model, peer = _peer(results)
+    peer_skipped = peer is not None and "skipped" in peer
+    ts = dict(results.get("train_speed") or {})
+    if peer is not None and not peer_skipped:
+        ts[peer_model] = peer["train_speed"][peer_model]
+    if ts or peer_skipped:
         lines += ["### Training speed (two moons, interleaved rounds, medians)", "",
                   "| model | steps/s | × tfp_realnvp (per round) | rounds (steps/s) "
                   "| peak RSS Δ (MiB) |", "|---|---|---|---|---|"]
@@ -137,9 +141,11 @@ def markdown(results):
             rounds = ", ".join(f"{x:.0f}" for x in r["rounds"])
             lines.append(f"| {k} | {r['steps_per_s']:.0f} | {r['ratio_to_tfp_realnvp']:.2f} "
                          f"| {rounds} | {_fmt(r['peak_mem_mib'], 0)} |")
+        if peer_skipped:
+            lines.append(f"| {peer_model} | skipped | — | — | — |")
         lines.append("")
-    den = results.get("density")
-    if den:
+    den = results.get("density") or {}
+    if den or peer is not None:
         n = results["config"]["speed_points"]
         lines += [f"### Density speed (2-D, {n} points per call, points/s)", "",
                   "| model | log_prob graph | log_prob XLA | sample graph | sample XLA |",
@@ -149,6 +155,13 @@ def markdown(results):
                          f"{_mps(r['xla']['log_prob_points_per_s'])} | "
                          f"{_mps(r['graph']['sample_points_per_s'])} | "
                          f"{_mps(r['xla']['sample_points_per_s'])} |")
+        if peer_skipped:
+            lines.append(f"| {peer_model} | skipped | skipped | skipped | skipped |")
+        elif peer is not None:
+            r = peer["density"][peer_model]["eager"]
+            lines.append(f"| {peer_model} (PyTorch eager, no XLA) | "
+                         f"{_mps(r['log_prob_points_per_s'])} | — | "
+                         f"{_mps(r['sample_points_per_s'])} | — |")
         lines.append("")
     sc = results.get("scaling")
     if sc:
@@ -192,7 +205,51 @@ def markdown(results):
         for k in ("tfp_flows_batchnorm", "tfp_batchnormalization"):
             lines.append(f"| {k} | {_fmt(bn[k]['test_nll'])} | {bn[k]['steps_per_s']:.0f} |")
         lines.append("")
+    if peer is not None:
+        lines += [f"### PyTorch peer (`{peer_model}`)", "", _peer_note(peer), ""]
     return "\n".join(lines)
+
+
+def _peer(results):
+    """``(model name, peers section)`` of the PyTorch peer, or ``(None, None)`` if absent."""
+    peer = results.get("peers")
+    return (peer["model"], peer) if peer else (None, None)
+
+
+def _quality_view(results):
+    """The quality results with the PyTorch peer as one more model per data set (an entry
+    ``{"skipped": message}`` where it was skipped)."""
+    q = {name: {**entry, "models": dict(entry["models"])}
+         for name, entry in (results.get("quality") or {}).items()}
+    model, peer = _peer(results)
+    if peer is None:
+        return q
+    if "skipped" in peer:
+        for entry in q.values():
+            entry["models"][model] = {"skipped": peer["skipped"]}
+        return q
+    for name, entry in peer["quality"].items():
+        q.setdefault(name, {"entropy_floor": entry.get("entropy_floor"), "models": {}})[
+            "models"][model] = entry["models"][model]
+    return q
+
+
+def _nll_cell(r):
+    return "skipped" if "skipped" in r else _fmt(r["test_nll"])
+
+
+def _peer_note(peer):
+    if "skipped" in peer:
+        return f"`{peer['model']}`: {peer['skipped']}."
+    v, t = peer["versions"], peer["threads"]
+    load = peer.get("load_average_at_start")
+    return (f"{peer['library']} {v[peer['library']]} on PyTorch {v['torch']} (CPU, "
+            f"{t['intra_op']} intra-op threads), {peer['parameters']} parameters at D=2: the "
+            "same architecture, data and protocol as the TFP models (`benchmarks/peers.py`)"
+            + (f", load average at its start {tuple(round(x, 2) for x in load)}" if load else "")
+            + ". Its training-speed rounds alternate with a fresh `tfp_realnvp` loop in the "
+            f"peers section, and its ratio is to those rounds. OpenMP wait policy: "
+            f"{t.get('omp_wait_policy') or 'default'}.")
 
 
 def _median(values):
@@ -248,20 +305,21 @@ def figure(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    q, ts = results.get("quality") or {}, results.get("train_speed") or {}
+    q, ts = _quality_view(results), results.get("train_speed") or {}
     n = len(q) + (1 if ts else 0)
     cols = min(4, max(n, 1))
-    rows = math.ceil(n / cols)
+    rows = max(1, math.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     axes = axes.ravel()
     for ax, (name, entry) in zip(axes, q.items()):
         for model, r in entry["models"].items():
-            pts = [(s, v) for s, v in r["curve"] if v is not None]
+            pts = [(s, v) for s, v in r.get("curve", []) if v is not None]
             if pts:
                 ax.plot(*zip(*pts), label=model)
         if entry["entropy_floor"] is not None:
             ax.axhline(entry["entropy_floor"], color="k", ls=":", lw=1, label="entropy floor")
-        finals = [r["test_nll"] for r in entry["models"].values() if r["test_nll"] is not None]
+        finals = [r["test_nll"] for r in entry["models"].values()
+                  if r.get("test_nll") is not None]
         if finals:
             lo = min(finals + [entry["entropy_floor"] or min(finals)])
             ax.set_ylim(lo - 0.1, max(finals) + 1.0)

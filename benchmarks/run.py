@@ -3,7 +3,9 @@
 Full mode writes ``<out>/<date>.json`` and ``<out>/<date>.png`` (``out`` defaults to
 ``benchmarks/results``) and regenerates the tables in ``benchmarks/README.md``. ``--smoke``
 runs every section at tiny sizes (a check that the scripts run, not a measurement) and leaves
-the README alone.
+the README alone. The ``peers`` section (``benchmarks/peers.py``, the same RealNVP in a
+PyTorch flow library) runs only where ``pip install .[peers]`` was done and is otherwise
+skipped in a moment, with a note in the tables.
 """
 
 import argparse
@@ -20,7 +22,7 @@ if ROOT not in sys.path:
 
 from benchmarks import protocol  # noqa: E402
 
-SECTIONS = ["train_speed", "density", "scaling", "planar", "quality", "batch_norm"]
+SECTIONS = ["train_speed", "density", "scaling", "planar", "quality", "batch_norm", "peers"]
 
 
 def main(argv=None):
@@ -45,11 +47,12 @@ def main(argv=None):
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
 
-    from benchmarks import quality, report, scaling, speed
+    from benchmarks import peers, quality, report, scaling, speed
 
     runners = {"train_speed": speed.train_speed, "density": speed.density,
                "scaling": scaling.dimension, "planar": scaling.planar,
-               "quality": quality.run, "batch_norm": quality.batch_norm}
+               "quality": quality.run, "batch_norm": quality.batch_norm,
+               "peers": peers.run}
     start = time.time()
     date = datetime.date.today().isoformat()
     stem = f"smoke-{date}" if args.smoke else date
