@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfp_flows
-from tfp_flows.training import FlowModel, train
+from tfp_flows.training import FlowModel, flow_optimizer, train
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -146,6 +146,50 @@ def test_learning_rate_schedule_and_default_jit_with_steps_per_execution():
     np.testing.assert_allclose(float(model.optimizer.learning_rate), float(schedule(16)),
                                rtol=1e-6)
     assert hist["loss"][1] < hist["loss"][0]
+
+
+def test_flow_optimizer_schedule_values():
+    opt = flow_optimizer(1100, learning_rate=4e-3, warmup_steps=100, global_clipnorm=2.0)
+    assert isinstance(opt, keras.optimizers.Adam) and opt.global_clipnorm == 2.0
+    lr = opt._learning_rate  # the schedule (learning_rate reads it at `iterations`)
+    expected = {0: 0.0, 50: 2e-3, 100: 4e-3, 600: 2e-3, 1100: 0.0, 5000: 0.0}
+    for step, value in expected.items():
+        np.testing.assert_allclose(float(lr(step)), value, atol=1e-9)
+    no_warmup = flow_optimizer(10, learning_rate=1e-3, warmup_steps=0)._learning_rate
+    np.testing.assert_allclose([float(no_warmup(t)) for t in (0, 5, 10)], [1e-3, 5e-4, 0.0],
+                               atol=1e-9)
+    short = flow_optimizer(50, learning_rate=1e-3)._learning_rate  # default warm-up: T // 10
+    np.testing.assert_allclose([float(short(t)) for t in (0, 5, 50)], [0.0, 1e-3, 0.0],
+                               atol=1e-9)
+
+
+def test_flow_optimizer_trains_backs_off_and_saves(tmp_path):
+    x = moons(512)
+    model = FlowModel(small_flow(), backoff_after=1)
+    model.compile(flow_optimizer(16, learning_rate=1e-2, warmup_steps=2), jit_compile=False)
+    hist = model.fit(x, batch_size=64, epochs=2, verbose=0).history
+    assert int(model.optimizer.iterations) == 16 and hist["loss"][1] < hist["loss"][0]
+    assert float(model.optimizer.learning_rate) == 0.0  # decayed to zero at total_steps
+    model.guard.lr_scale.assign(0.5)  # what a back-off does to a schedule
+    np.testing.assert_allclose(float(model.optimizer._learning_rate(6)),
+                               0.5 * float(flow_optimizer(16, 1e-2, 2)._learning_rate(6)))
+    path = str(tmp_path / "scheduled.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.log_prob(x[:8]), model.log_prob(x[:8]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(total_steps=0), r"`total_steps` must be a positive integer, got 0"),
+    (dict(total_steps=100, warmup_steps=100), r"`warmup_steps` must be an integer in \[0, "),
+    (dict(total_steps=100, warmup_steps=-1), r"`warmup_steps`.*got -1"),
+    (dict(total_steps=100, learning_rate=0.0), r"`learning_rate` must be a positive number"),
+    (dict(total_steps=100, global_clipnorm=-5.0), r"`global_clipnorm` must be a positive"),
+    (dict(total_steps=100, warmup_steps=2.5), r"`warmup_steps`.*got 2.5"),
+])
+def test_flow_optimizer_refuses_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        flow_optimizer(**kwargs)
 
 
 # ------------------------------------------------------------------ NaN guards
