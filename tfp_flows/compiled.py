@@ -1,0 +1,100 @@
+"""``CompiledDistribution``: ``log_prob`` and ``sample`` of a flow on many points, fast.
+
+Both run as one ``tf.function`` that walks the points in chunks of ``chunk_size`` (an XLA
+``while`` loop under ``jit_compile``). A chunk's activations (``[chunk_size, width]``) stay in
+the CPU cache, which a 100k-point call does not: on a 2-core machine an 8-coupling 2×64
+RealNVP went from 1.4 M to 2.1 M ``log_prob`` points/s with chunks of 4096
+(``benchmarks/README.md``), and peak memory no longer grows with the number of points.
+"""
+
+import numbers
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import _checks
+from tfp_flows._mode import training_mode
+
+
+def _chunked(fn, x, chunk_size, out_dtype):
+    """``fn`` applied to ``x [N, ...]`` in chunks of ``chunk_size`` rows; ``[N, ...]`` out.
+
+    The last chunk is padded with copies of the first row (a valid input for any flow);
+    the padding's results are dropped.
+    """
+    n = tf.shape(x)[0]
+    k = (n + chunk_size - 1) // chunk_size
+    pad = tf.repeat(x[:1], k * chunk_size - n, axis=0)
+    chunks = tf.reshape(tf.concat([x, pad], 0),
+                        tf.concat([[k, chunk_size], tf.shape(x)[1:]], 0))
+    out = tf.map_fn(fn, chunks, parallel_iterations=1, fn_output_signature=out_dtype)
+    return tf.reshape(out, tf.concat([[-1], tf.shape(out)[2:]], 0))[:n]
+
+
+class CompiledDistribution:
+    """Compiled, chunked ``log_prob`` and ``sample`` of a distribution over vectors ``[D]``.
+
+    Args:
+      distribution: a distribution with event shape ``[D]`` (any tfp_flows flow). It is
+        evaluated in inference mode (``BatchNorm`` uses its moving statistics).
+      chunk_size: points per chunk, a positive integer.
+      jit_compile: compile with XLA (the fast path on CPU); False: graph mode.
+
+    ``log_prob(x)``: ``x [..., D] -> [...]``, equal to ``distribution.log_prob(x)`` up to
+    floating-point rounding. ``sample(n, seed)``: ``[n, D]``; the base samples are drawn in
+    one call (``seed``: an int or a stateless ``[2]`` seed; None: fresh randomness) and pushed
+    through the bijector in chunks, so for a ``TransformedDistribution`` the result does not
+    depend on ``chunk_size``. Conditioning kwargs are not supported.
+    """
+
+    def __init__(self, distribution, chunk_size=4096, jit_compile=True):
+        event_shape = distribution.event_shape
+        if event_shape.rank != 1 or event_shape[0] is None:
+            raise ValueError("CompiledDistribution needs a distribution over vectors (event "
+                             f"shape [D]), got event shape {event_shape}.")
+        self.distribution = distribution
+        self.event_size = int(event_shape[0])
+        self.dtype = tf.as_dtype(distribution.dtype)
+        self.chunk_size = _checks.positive_int(chunk_size, "chunk_size")
+        self.jit_compile = bool(jit_compile)
+        self._log_prob = tf.function(self._log_prob_flat, jit_compile=self.jit_compile,
+                                     reduce_retracing=True)
+        self._forward = tf.function(self._forward_flat, jit_compile=self.jit_compile,
+                                    reduce_retracing=True)
+
+    def _log_prob_flat(self, x):
+        with training_mode(False):
+            return _chunked(self.distribution.log_prob, x, self.chunk_size, self.dtype)
+
+    def _forward_flat(self, z):
+        with training_mode(False):
+            return _chunked(self.distribution.bijector.forward, z, self.chunk_size, self.dtype)
+
+    def log_prob(self, x):
+        """``log p(x)``: ``[..., D] -> [...]``."""
+        x = tf.convert_to_tensor(x)
+        if x.dtype != self.dtype:
+            raise TypeError(f"CompiledDistribution: input dtype {x.dtype.name} does not match "
+                            f"the distribution's {self.dtype.name}; cast it first.")
+        _checks.event_shape(x, self.event_size, "CompiledDistribution")
+        batch_shape = tf.shape(x)[:-1]
+        if x.shape.num_elements() == 0:
+            return tf.zeros(batch_shape, self.dtype)
+        flat = self._log_prob(tf.reshape(x, [-1, self.event_size]))
+        return tf.reshape(flat, batch_shape)
+
+    def sample(self, n, seed=None):
+        """``n`` samples ``[n, D]``."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ValueError(f"`n` must be a non-negative integer, got {n!r}.")
+        if isinstance(seed, numbers.Integral):
+            seed = tf.constant([0, int(seed)], tf.int32)
+        dist = self.distribution
+        if not isinstance(dist, tfp.distributions.TransformedDistribution):
+            with training_mode(False):
+                return dist.sample(int(n), seed=seed)
+        z = dist.distribution.sample(int(n), seed=seed)
+        if int(n) == 0:
+            return tf.zeros([0, self.event_size], self.dtype)
+        return self._forward(z)
+
