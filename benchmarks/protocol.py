@@ -22,7 +22,8 @@ FULL = dict(
     quality_steps=3000, eval_every=100, digits_steps=2000, speed_points=100_000,
     speed_rounds=10, speed_round_steps=100, num_layers=8, hidden_layers=[64, 64],
     speed_models=None,
-    quality_models=["tfp_flows_fit", "tfp_realnvp", "tfp_realnvp_tanh", "tfp_maf"],
+    quality_models=["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_realnvp", "tfp_realnvp_tanh",
+                    "tfp_realnvp_tanh_sched", "tfp_maf"],
     datasets=["two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spirals",
               "leaky_relu_toy"],
     scaling_dims=[2, 8, 32, 128, 512], scaling_steps=200, scaling_max_seconds=8.0,
@@ -72,6 +73,14 @@ def make_optimizer(config):
     import keras
 
     return keras.optimizers.Adam(config["learning_rate"], global_clipnorm=config["global_clipnorm"])
+
+
+def make_flow_optimizer(config, total_steps):
+    """tfp_flows' recommended optimizer with its defaults: ``flow_optimizer`` (Adam, warm-up
+    to 4e-3, cosine decay to 0 at ``total_steps``), the protocol's clipping."""
+    from tfp_flows.training import flow_optimizer
+
+    return flow_optimizer(total_steps, global_clipnorm=config["global_clipnorm"])
 
 
 def train_dataset(x, config, seed):

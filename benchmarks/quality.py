@@ -2,12 +2,18 @@
 
 Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one data pipeline:
 
-* ``tfp_flows_fit``: ``tfp_flows.flows.realnvp`` trained by ``FlowModel.fit`` (its defaults:
-  XLA-compiled train step);
+* ``tfp_flows_fit``: ``tfp_flows.flows.realnvp`` trained by ``FlowModel.fit`` with tfp_flows'
+  defaults: XLA train step, 32 steps per execution, and ``training.flow_optimizer`` (Adam,
+  100-step warm-up to 4e-3, cosine decay to 0 at the last step,
+  the same clipping);
+* ``tfp_flows_fit_adam``: the same with the protocol's constant Adam 1e-3 (what the
+  schedule is worth);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
 * ``tfp_realnvp``: the TFP reference (``reference.realnvp``, unbounded log-scale) in that loop;
 * ``tfp_realnvp_tanh``: the same reference with ``log_scale = tanh(raw)``, in that loop;
+* ``tfp_realnvp_tanh_sched``: that reference trained with ``flow_optimizer`` too (what the
+  rest of tfp_flows is worth);
 * ``tfp_maf``: ``tfb.MaskedAutoregressiveFlow`` in that loop.
 """
 
@@ -16,7 +22,8 @@ import numpy as np
 from benchmarks import protocol, reference, trainers
 
 # Choose with config["quality_models"] (or run.py --models).
-MODELS = ["tfp_flows_fit", "tfp_flows_loop", "tfp_realnvp", "tfp_realnvp_tanh", "tfp_maf"]
+MODELS = ["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_flows_loop", "tfp_realnvp",
+          "tfp_realnvp_tanh", "tfp_realnvp_tanh_sched", "tfp_maf"]
 
 
 def ours(config, event_size, seed, batch_norm=False):
@@ -33,20 +40,27 @@ def train_model(name, config, x_train, x_test, steps, seed):
     d = x_train.shape[-1]
     dataset = protocol.train_dataset(x_train, config, seed)
     if name == "tfp_flows_fit":
+        return trainers.train_fit(ours(config, d, seed), dataset, x_test, config, steps,
+                                  optimizer=protocol.make_flow_optimizer(config, steps))
+    if name == "tfp_flows_fit_adam":
         return trainers.train_fit(ours(config, d, seed), dataset, x_test, config, steps)
     if name == "tfp_flows_loop":
         dist = ours(config, d, seed)
         return trainers.train_loop(dist, dist, dataset, x_test, config, steps,
                                    training_context=tfp_flows.training_mode)
-    if name in ("tfp_realnvp", "tfp_realnvp_tanh"):
+    optimizer = None
+    if name in ("tfp_realnvp", "tfp_realnvp_tanh", "tfp_realnvp_tanh_sched"):
         train, evaluate = reference.realnvp(d, config["num_layers"], config["hidden_layers"],
-                                            seed=seed, tanh_log_scale=name.endswith("_tanh"))
+                                            seed=seed, tanh_log_scale="_tanh" in name)
+        if name.endswith("_sched"):
+            optimizer = protocol.make_flow_optimizer(config, steps)
     elif name == "tfp_maf":
         train, evaluate = reference.maf(d, config["num_layers"], config["hidden_layers"],
                                         seed=seed)
     else:
         raise ValueError(f"unknown model {name!r}")
-    return trainers.train_loop(train, evaluate, dataset, x_test, config, steps)
+    return trainers.train_loop(train, evaluate, dataset, x_test, config, steps,
+                               optimizer=optimizer)
 
 
 def run(config, log=print):

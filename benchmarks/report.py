@@ -148,20 +148,22 @@ def markdown(results):
     if den or peer is not None:
         n = results["config"]["speed_points"]
         lines += [f"### Density speed (2-D, {n} points per call, points/s)", "",
-                  "| model | log_prob graph | log_prob XLA | sample graph | sample XLA |",
-                  "|---|---|---|---|---|"]
+                  "`XLA chunked`: `tfp_flows.CompiledDistribution` (XLA, 4096-point chunks).", "",
+                  "| model | log_prob graph | log_prob XLA | log_prob XLA chunked | sample graph "
+                  "| sample XLA | sample XLA chunked |",
+                  "|---|---|---|---|---|---|---|"]
+        modes = ("graph", "xla", "xla_chunked")
         for k, r in den.items():
-            lines.append(f"| {k} | {_mps(r['graph']['log_prob_points_per_s'])} | "
-                         f"{_mps(r['xla']['log_prob_points_per_s'])} | "
-                         f"{_mps(r['graph']['sample_points_per_s'])} | "
-                         f"{_mps(r['xla']['sample_points_per_s'])} |")
+            cells = [_mps(r[m][key]) if m in r else "—"
+                     for key in ("log_prob_points_per_s", "sample_points_per_s") for m in modes]
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
         if peer_skipped:
-            lines.append(f"| {peer_model} | skipped | skipped | skipped | skipped |")
+            lines.append(f"| {peer_model} | " + " | ".join(["skipped"] * 6) + " |")
         elif peer is not None:
             r = peer["density"][peer_model]["eager"]
             lines.append(f"| {peer_model} (PyTorch eager, no XLA) | "
-                         f"{_mps(r['log_prob_points_per_s'])} | — | "
-                         f"{_mps(r['sample_points_per_s'])} | — |")
+                         f"{_mps(r['log_prob_points_per_s'])} | — | — | "
+                         f"{_mps(r['sample_points_per_s'])} | — | — |")
         lines.append("")
     sc = results.get("scaling")
     if sc:

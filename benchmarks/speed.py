@@ -5,16 +5,20 @@ model for ``speed_round_steps`` timed steps in turn, so load from other processe
 models alike; reported: the median rate over rounds and the median over rounds of the ratio to
 ``tfp_realnvp``'s rate in the same round. Models:
 
-* ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step);
+* ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step, NaN guard, 32 steps
+  per execution);
 * ``tfp_flows_fit_no_guard``: the same with ``FlowModel(nan_guard=False)`` (cost of the guard);
-* ``tfp_flows_fit_spe``: the same with ``steps_per_execution=50`` (fewer Python round trips);
+* ``tfp_flows_fit_spe1``: the same with ``steps_per_execution=1`` (Keras's default: one Python
+  round trip per step);
 * ``tfp_flows_loop`` / ``tfp_flows_loop_xla``: our flow in the hand-written loop, without /
   with ``jit_compile``;
 * ``tfp_realnvp`` / ``tfp_realnvp_xla``: the TFP reference in that loop, without / with XLA;
 * ``tfp_maf``: ``tfb.MaskedAutoregressiveFlow`` in that loop.
 
 Density speed: ``log_prob`` and ``sample`` on ``speed_points`` points in one call, wrapped in
-``tf.function`` (``graph``) or ``tf.function(jit_compile=True)`` (``xla``); median of 5 calls.
+``tf.function`` (``graph``) or ``tf.function(jit_compile=True)`` (``xla``), and for our flow
+also through ``tfp_flows.CompiledDistribution`` (``xla_chunked``: XLA, 4096-point chunks);
+median of 5 calls.
 """
 
 import time
@@ -75,7 +79,6 @@ def _runners(config, x_train):
 
     d, seed = x_train.shape[-1], config["seed"]
     layers, hidden = config["num_layers"], config["hidden_layers"]
-    spe = 5 if config["speed_round_steps"] % 50 else 50
 
     def ours():
         return quality.ours(config, d, seed)
@@ -87,8 +90,8 @@ def _runners(config, x_train):
     return {
         "tfp_flows_fit": lambda: _fit_round(ours(), x_train, config),
         "tfp_flows_fit_no_guard": lambda: _fit_round(ours(), x_train, config, nan_guard=False),
-        "tfp_flows_fit_spe": lambda: _fit_round(ours(), x_train, config,
-                                                steps_per_execution=spe),
+        "tfp_flows_fit_spe1": lambda: _fit_round(ours(), x_train, config,
+                                                 steps_per_execution=1),
         "tfp_flows_loop": lambda: _loop_round(ours_pair(), x_train, config, False,
                                               tfp_flows.training_mode),
         "tfp_flows_loop_xla": lambda: _loop_round(ours_pair(), x_train, config, True,
@@ -131,11 +134,20 @@ def train_speed(config, log=print):
 
 
 def density_speed(dist, n, jit, seed=0):
-    """``(log_prob points/s, sample points/s, peak MiB)`` of ``dist`` on ``n`` points."""
+    """``(log_prob points/s, sample points/s, peak MiB)`` of ``dist`` on ``n`` points.
+
+    ``jit``: False (``tf.function``), True (``tf.function(jit_compile=True)``) or
+    ``"chunked"`` (``tfp_flows.CompiledDistribution``: XLA, chunks of 4096 points)."""
     x = tf.constant(np.random.default_rng(seed).normal(size=[n, dist.event_shape[0]]),
                     tf.float32)
-    log_prob = tf.function(dist.log_prob, jit_compile=jit)
-    sample = tf.function(lambda s: dist.sample(n, seed=s), jit_compile=jit)
+    if jit == "chunked":
+        from tfp_flows import CompiledDistribution
+
+        compiled = CompiledDistribution(dist)
+        log_prob, sample = compiled.log_prob, lambda s: compiled.sample(n, seed=s)
+    else:
+        log_prob = tf.function(dist.log_prob, jit_compile=jit)
+        sample = tf.function(lambda s: dist.sample(n, seed=s), jit_compile=jit)
     stateless_seed = tf.constant([seed, 1], tf.int32)
     with protocol.PeakMemory() as memory:
         lp = protocol.points_per_second(log_prob, x)
@@ -159,7 +171,10 @@ def density(config, log=print):
         dist = build()
         dist.log_prob(tf.zeros([1, d]))
         out[name] = {}
-        for mode, jit in (("graph", False), ("xla", True)):
+        modes = [("graph", False), ("xla", True)]
+        if name == "tfp_flows_realnvp":
+            modes.append(("xla_chunked", "chunked"))
+        for mode, jit in modes:
             lp, sp, mem = density_speed(dist, config["speed_points"], jit, seed)
             out[name][mode] = {"log_prob_points_per_s": lp, "sample_points_per_s": sp,
                                "peak_mem_mib": mem}

@@ -56,13 +56,15 @@ def build_variables(train_dist, eval_dist, event_size):
 
 
 def train_loop(train_dist, eval_dist, dataset, test_x, config, steps, jit=False,
-               training_context=None):
-    """Trains with the hand-written loop; see the module docstring for the protocol."""
+               training_context=None, optimizer=None):
+    """Trains with the hand-written loop; see the module docstring for the protocol.
+    ``optimizer`` defaults to ``protocol.make_optimizer(config)``."""
     warmup, eval_every = config["warmup_steps"], config["eval_every"]
     test_x = tf.constant(test_x)
     with protocol.PeakMemory() as memory:
         build_variables(train_dist, eval_dist, int(test_x.shape[-1]))
-        step = make_step(train_dist, protocol.make_optimizer(config), jit, training_context)
+        step = make_step(train_dist, optimizer or protocol.make_optimizer(config), jit,
+                         training_context)
         nll = _nll_fn(eval_dist)
         watch, curve = protocol.Stopwatch(), []
         iterator = iter(dataset)
@@ -99,16 +101,17 @@ class _EpochClock(keras.callbacks.Callback):
         self.curve.append((self.step, float(self.nll(self.test_x))))
 
 
-def train_fit(dist, dataset, test_x, config, steps, **compile_kwargs):
+def train_fit(dist, dataset, test_x, config, steps, optimizer=None, **compile_kwargs):
     """Trains with ``FlowModel.fit``: an untimed ``warmup_steps`` fit, then timed epochs of
-    ``eval_every`` steps (``steps - warmup_steps`` must be a multiple of ``eval_every``)."""
+    ``eval_every`` steps (``steps - warmup_steps`` must be a multiple of ``eval_every``).
+    ``optimizer`` defaults to ``protocol.make_optimizer(config)``."""
     from tfp_flows.training import FlowModel
 
     warmup, eval_every = config["warmup_steps"], config["eval_every"]
     test_x = tf.constant(test_x)
     with protocol.PeakMemory() as memory:
         model = FlowModel(dist)
-        model.compile(optimizer=protocol.make_optimizer(config), **compile_kwargs)
+        model.compile(optimizer=optimizer or protocol.make_optimizer(config), **compile_kwargs)
         nll = _nll_fn(dist)
         model.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0)
         curve = [(warmup, float(nll(test_x)))]
