@@ -61,6 +61,7 @@ def test_log_prob_and_sample_match_the_distribution(name, jit, dtype):
     samples = compiled.sample(150, seed=seed).numpy()
     assert samples.shape == (150, d) and samples.dtype == dtype.as_numpy_dtype
     np.testing.assert_allclose(samples, expected_samples, rtol=rtol, atol=rtol)
+    assert compiled._forward.experimental_get_tracing_count() == 1  # the compiled chunked path
     np.testing.assert_array_equal(compiled.sample(150, seed=7), compiled.sample(150, seed=7))
     assert not np.array_equal(compiled.sample(150, seed=7), compiled.sample(150, seed=8))
     assert compiled.sample(0).shape == (0, d)

@@ -10,7 +10,6 @@ RealNVP went from 1.4 M to 2.1 M ``log_prob`` points/s with chunks of 4096
 import numbers
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._mode import training_mode
@@ -43,8 +42,9 @@ class CompiledDistribution:
     ``log_prob(x)``: ``x [..., D] -> [...]``, equal to ``distribution.log_prob(x)`` up to
     floating-point rounding. ``sample(n, seed)``: ``[n, D]``; the base samples are drawn in
     one call (``seed``: an int or a stateless ``[2]`` seed; None: fresh randomness) and pushed
-    through the bijector in chunks, so for a ``TransformedDistribution`` the result does not
-    depend on ``chunk_size``. Conditioning kwargs are not supported.
+    through the bijector in chunks, so the result does not depend on ``chunk_size`` (a
+    distribution without ``.distribution`` and ``.bijector`` is sampled by its own eager
+    ``sample``). Conditioning kwargs are not supported.
     """
 
     def __init__(self, distribution, chunk_size=4096, jit_compile=True):
@@ -90,10 +90,12 @@ class CompiledDistribution:
         if isinstance(seed, numbers.Integral):
             seed = tf.constant([0, int(seed)], tf.int32)
         dist = self.distribution
-        if not isinstance(dist, tfp.distributions.TransformedDistribution):
+        # Duck-typed: tfd.TransformedDistribution(...) returns a private non-subclass type.
+        base, bijector = getattr(dist, "distribution", None), getattr(dist, "bijector", None)
+        if base is None or bijector is None:
             with training_mode(False):
                 return dist.sample(int(n), seed=seed)
-        z = dist.distribution.sample(int(n), seed=seed)
+        z = base.sample(int(n), seed=seed)
         if int(n) == 0:
             return tf.zeros([0, self.event_size], self.dtype)
         return self._forward(z)
