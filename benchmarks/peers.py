@@ -193,27 +193,12 @@ def _quality(peer, config, log):
 
 
 def _tfp_reference_round(config, x_train):
-    """The TFP reference in the hand-written loop (as ``speed.py``'s ``tfp_realnvp``)."""
-    from benchmarks import reference, trainers
+    """The TFP reference in the hand-written loop (``speed.py``'s ``tfp_realnvp``)."""
+    from benchmarks import reference, speed
 
-    d, seed = x_train.shape[-1], config["seed"]
-    train, evaluate = reference.realnvp(d, config["num_layers"], config["hidden_layers"],
-                                        seed=seed)
-    trainers.build_variables(train, evaluate, d)
-    step = trainers.make_step(train, protocol.make_optimizer(config))
-    iterator = iter(protocol.train_dataset(x_train, config, seed))
-    for _ in range(config["warmup_steps"]):
-        loss = step(next(iterator))
-    loss.numpy()
-
-    def run(steps):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            loss = step(next(iterator))
-        loss.numpy()
-        return steps, time.perf_counter() - t0
-
-    return run
+    return speed.loop_round(reference.realnvp(x_train.shape[-1], config["num_layers"],
+                                              config["hidden_layers"], seed=config["seed"]),
+                            x_train, config, jit=False)
 
 
 def _train_speed(peer, config, log):

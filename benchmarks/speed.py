@@ -30,7 +30,7 @@ import tensorflow as tf
 from benchmarks import protocol, quality, reference, trainers
 
 
-def _loop_round(dist_pair, x_train, config, jit, training_context=None):
+def loop_round(dist_pair, x_train, config, jit, training_context=None):
     """Returns ``round(steps) -> (steps, seconds)`` after ``warmup_steps`` untimed steps."""
     train, evaluate = dist_pair
     trainers.build_variables(train, evaluate, x_train.shape[-1])
@@ -92,15 +92,15 @@ def _runners(config, x_train):
         "tfp_flows_fit_no_guard": lambda: _fit_round(ours(), x_train, config, nan_guard=False),
         "tfp_flows_fit_spe1": lambda: _fit_round(ours(), x_train, config,
                                                  steps_per_execution=1),
-        "tfp_flows_loop": lambda: _loop_round(ours_pair(), x_train, config, False,
+        "tfp_flows_loop": lambda: loop_round(ours_pair(), x_train, config, False,
                                               tfp_flows.training_mode),
-        "tfp_flows_loop_xla": lambda: _loop_round(ours_pair(), x_train, config, True,
+        "tfp_flows_loop_xla": lambda: loop_round(ours_pair(), x_train, config, True,
                                                   tfp_flows.training_mode),
-        "tfp_realnvp": lambda: _loop_round(reference.realnvp(d, layers, hidden, seed=seed),
+        "tfp_realnvp": lambda: loop_round(reference.realnvp(d, layers, hidden, seed=seed),
                                            x_train, config, False),
-        "tfp_realnvp_xla": lambda: _loop_round(reference.realnvp(d, layers, hidden, seed=seed),
+        "tfp_realnvp_xla": lambda: loop_round(reference.realnvp(d, layers, hidden, seed=seed),
                                                x_train, config, True),
-        "tfp_maf": lambda: _loop_round(reference.maf(d, layers, hidden, seed=seed), x_train,
+        "tfp_maf": lambda: loop_round(reference.maf(d, layers, hidden, seed=seed), x_train,
                                        config, False),
     }
 
