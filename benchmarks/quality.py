@@ -4,8 +4,7 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
 
 * ``tfp_flows_fit``: ``tfp_flows.flows.realnvp`` trained by ``FlowModel.fit`` with tfp_flows'
   defaults: XLA train step, 32 steps per execution, and ``training.flow_optimizer`` (Adam,
-  100-step warm-up to 4e-3, cosine decay to 0 at the last step,
-  the same clipping);
+  100-step warm-up to 4e-3, cosine decay to 0 at the last step, the same clipping);
 * ``tfp_flows_fit_adam``: the same with the protocol's constant Adam 1e-3 (what the
   schedule is worth);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
