@@ -58,3 +58,19 @@ def event_shape(x, event_size, owner):
         raise ValueError(
             f"{owner}: expected event size {event_size} on the last axis of the input, "
             f"got {x.shape[-1]} (input shape {x.shape}).")
+
+
+def vector_event_size(distribution, owner):
+    """Returns ``D`` for a distribution with event shape ``[D]``, else raises ``ValueError``."""
+    event_shape = distribution.event_shape
+    if event_shape.rank != 1 or event_shape[0] is None:
+        raise ValueError(f"{owner} needs a distribution over vectors (event shape [D]), got "
+                         f"event shape {event_shape}.")
+    return int(event_shape[0])
+
+
+def stateless_seed(seed):
+    """An int seed as the stateless seed ``[0, seed]``; None and ``[2]`` seeds pass unchanged."""
+    if isinstance(seed, numbers.Integral):
+        return tf.constant([0, int(seed)], tf.int32)
+    return seed

@@ -48,12 +48,8 @@ class CompiledDistribution:
     """
 
     def __init__(self, distribution, chunk_size=4096, jit_compile=True):
-        event_shape = distribution.event_shape
-        if event_shape.rank != 1 or event_shape[0] is None:
-            raise ValueError("CompiledDistribution needs a distribution over vectors (event "
-                             f"shape [D]), got event shape {event_shape}.")
+        self.event_size = _checks.vector_event_size(distribution, "CompiledDistribution")
         self.distribution = distribution
-        self.event_size = int(event_shape[0])
         self.dtype = tf.as_dtype(distribution.dtype)
         self.chunk_size = _checks.positive_int(chunk_size, "chunk_size")
         self.jit_compile = bool(jit_compile)
@@ -87,8 +83,7 @@ class CompiledDistribution:
         """``n`` samples ``[n, D]``."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
             raise ValueError(f"`n` must be a non-negative integer, got {n!r}.")
-        if isinstance(seed, numbers.Integral):
-            seed = tf.constant([0, int(seed)], tf.int32)
+        seed = _checks.stateless_seed(seed)
         dist = self.distribution
         # Duck-typed: tfd.TransformedDistribution(...) returns a private non-subclass type.
         base, bijector = getattr(dist, "distribution", None), getattr(dist, "bijector", None)

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _checks
 from tfp_flows import energies as _energies
 from tfp_flows import flows as _flows
 from tfp_flows._mode import training_mode
@@ -36,12 +37,9 @@ def flow_variables(distribution):
       TypeError: if a variable of ``distribution`` was not made by ``tfp_flows.make_variable``.
       ValueError: if the event shape is not ``[D]``.
     """
-    event_shape = distribution.event_shape
-    if event_shape.rank != 1 or event_shape[0] is None:
-        raise ValueError(f"FlowModel needs a distribution over vectors (event shape [D]), got "
-                         f"event shape {event_shape}.")
+    event_size = _checks.vector_event_size(distribution, "FlowModel")
     with training_mode(False):
-        distribution.log_prob(tf.zeros([1, event_shape[0]], distribution.dtype))
+        distribution.log_prob(tf.zeros([1, event_size], distribution.dtype))
     seen = set()
     trainable, non_trainable = [], []
     for v in distribution.variables:
@@ -189,10 +187,8 @@ class FlowModel(keras.Model):
         ``seed``: None (fresh randomness), an int or a stateless ``[2]`` seed (the same seed
         gives the same samples).
         """
-        if isinstance(seed, int | np.integer):
-            seed = tf.constant([0, int(seed)], tf.int32)
         with training_mode(False):
-            return self._distribution.sample(n, seed=seed)
+            return self._distribution.sample(n, seed=_checks.stateless_seed(seed))
 
     def call(self, x, training=False):
         with training_mode(bool(training)):
