@@ -84,21 +84,28 @@ class MLP(tf.Module):
         self.params = make_variable(np.concatenate(pieces), "params", dtype)
         self._built_for = (input_units, dtype)
 
-    def _pieces(self):
-        if self.params is None:
-            raise ValueError(f"MLP {self.name} is not built yet (call it once).")
-        shapes = self._shapes + [v.shape for v in self._extra.values()]
-        flat = tf.split(tf.convert_to_tensor(self.params), [int(np.prod(s)) for s in shapes])
-        return [tf.reshape(t, s) for t, s in zip(flat, shapes)]
-
     def weights(self):
         """``[(W_1 [d, h_1], b_1 [h_1]), ..., (W_L [h_{L-1}, out], b_L [out])]`` (tensors)."""
-        tensors = self._pieces()[:len(self._shapes)]
+        if self.params is None:
+            raise ValueError(f"MLP {self.name} is not built yet (call it once).")
+        sizes = [int(np.prod(s)) for s in self._shapes]
+        extra = sum(v.size for v in self._extra.values())
+        flat = tf.split(tf.convert_to_tensor(self.params), sizes + [extra])[:len(sizes)]
+        tensors = [tf.reshape(t, s) for t, s in zip(flat, self._shapes)]
         return list(zip(tensors[0::2], tensors[1::2]))
 
     def extra(self, name):
         """The extra parameter ``name`` (a tensor of its initial array's shape)."""
-        return self._pieces()[len(self._shapes) + list(self._extra).index(name)]
+        if self.params is None:
+            raise ValueError(f"MLP {self.name} is not built yet (call it once).")
+        # One slice, not a second split of the whole vector (called next to __call__).
+        offset = sum(int(np.prod(s)) for s in self._shapes)
+        for key, value in self._extra.items():
+            if key == name:
+                flat = tf.convert_to_tensor(self.params)[offset:offset + value.size]
+                return tf.reshape(flat, value.shape)
+            offset += value.size
+        raise KeyError(f"MLP {self.name} has no extra parameter {name!r}.")
 
     def __call__(self, h):
         h = tf.convert_to_tensor(h)
