@@ -126,3 +126,169 @@ class MLP(tf.Module):
             if i < len(layers) - 1:
                 out = self._activation(out)
         return tf.reshape(out, tf.concat([batch_shape, [self._output_units]], axis=0))
+
+
+def made_degrees(event_size, hidden_layers, input_order=None):
+    """The degrees of a MADE (Germain et al., 2015): ``(input_degrees, [hidden_degrees_l])``.
+
+    ``input_degrees [D]`` is a permutation of ``1..D`` (``input_order``; default ``1..D``,
+    left to right). Hidden unit ``k`` of every layer gets degree ``1 + k mod (D − 1)`` (1 when
+    ``D = 1``), so each degree ``1..D−1`` appears when a layer has at least ``D − 1`` units.
+    A unit of degree ``m`` may see inputs of degree ``≤ m``; the outputs of element ``i``
+    (degree ``d_i``) see hidden units of degree ``< d_i``, hence only inputs of degree ``< d_i``.
+    """
+    event_size = _checks.positive_int(event_size, "event_size")
+    if input_order is None:
+        degrees = np.arange(1, event_size + 1)
+    else:
+        degrees = np.asarray(input_order)
+        if degrees.shape != (event_size,) or sorted(degrees.tolist()) != list(
+                range(1, event_size + 1)):
+            raise ValueError(f"`input_order` must be a permutation of 1..{event_size} "
+                             f"(one degree per element), got {input_order!r}.")
+    span = max(event_size - 1, 1)
+    hidden = [1 + np.arange(h) % span for h in hidden_layers]
+    return degrees.astype(np.int64), hidden
+
+
+class MADE(tf.Module):
+    """Masked autoencoder for distribution estimation (Germain et al., 2015), Keras-3 trainable.
+
+    ``MADE(x, conditional_input=c) -> params [..., D, params_per_element]`` where
+    ``params[..., i, :]`` depends only on the elements ``x_j`` with ``degree_j < degree_i``
+    (and on all of ``c``): the conditioner of a masked autoregressive flow.
+
+    Each layer is ``h_l = act((M_l ⊙ W_l) h_{l−1} + V_l c + b_l)`` with a fixed binary mask
+    ``M_l`` from ``made_degrees``; the context ``c [..., C]`` feeds every layer unmasked,
+    the output layer included (else the element of degree 1, which sees no hidden unit,
+    would not depend on ``c``). The output layer is zero-initialised, so a fresh MADE
+    returns zeros (the identity map for the transformers).
+
+    Args:
+      event_size: ``D``, the size of the last axis of ``x``.
+      params_per_element: ``P``, outputs per element.
+      hidden_layers: hidden widths, at least one (each ``≥ D − 1`` to keep every degree).
+      conditional_size: ``C``, the size of ``conditional_input``, or None (unconditional).
+      input_order: degrees of the inputs, a permutation of ``1..D`` (default left to right).
+      activation: elementwise activation of the hidden layers.
+      seed: int seed for the Glorot-uniform initialisation (None: random).
+      name: module name.
+
+    All weights (``W_l, b_l`` of every layer, then ``V = [V_1, ..., V_L]``) live in one flat
+    variable ``params``, made by ``make_variable`` on the first call (when the dtype is
+    known), as in ``MLP``: the optimizer pays per variable. The batch axes of ``x`` and ``c``
+    are broadcast against each other and flattened, so every layer is one 2-D ``tf.matmul``.
+    """
+
+    def __init__(self, event_size, params_per_element, hidden_layers=(64, 64),
+                 conditional_size=None, input_order=None, activation=tf.nn.relu, seed=None,
+                 name=None):
+        super().__init__(name=name or "made")
+        hidden_layers = list(hidden_layers)
+        if not hidden_layers:
+            raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
+        self._hidden = [_checks.positive_int(h, "hidden_layers[i]") for h in hidden_layers]
+        self._event_size = _checks.positive_int(event_size, "event_size")
+        self._params_per_element = _checks.positive_int(params_per_element,
+                                                        "params_per_element")
+        self._conditional_size = (None if conditional_size is None else
+                                  _checks.positive_int(conditional_size, "conditional_size"))
+        self._input_degrees, hidden_degrees = made_degrees(event_size, self._hidden, input_order)
+        output_degrees = np.repeat(self._input_degrees, self._params_per_element)
+        degrees = [self._input_degrees] + hidden_degrees
+        # Hidden layers: unit of degree m sees degrees <= m; output: strictly smaller degrees.
+        self._masks = [(d_in[:, None] <= d_out[None, :]).astype(np.float64)
+                       for d_in, d_out in zip(degrees[:-1], degrees[1:])]
+        self._masks.append((degrees[-1][:, None] < output_degrees[None, :]).astype(np.float64))
+        self._activation = activation
+        self._seed = seed
+        self._dtype = None
+        self._shapes = []
+        self.params = None
+
+    @property
+    def event_size(self):
+        return self._event_size
+
+    @property
+    def params_per_element(self):
+        return self._params_per_element
+
+    @property
+    def conditional_size(self):
+        return self._conditional_size
+
+    @property
+    def input_degrees(self):
+        """The degree ``1..D`` of each input element, ``[D]`` (NumPy)."""
+        return self._input_degrees.copy()
+
+    def masks(self):
+        """The binary masks ``[M_1 [D, h_1], ..., M_L [h_{L−1}, D·P]]`` (NumPy)."""
+        return [m.copy() for m in self._masks]
+
+    def _build(self, dtype):
+        rng = np.random.default_rng(self._seed)
+        widths = [self._event_size] + self._hidden + [self._event_size * self._params_per_element]
+        pieces = []
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            if i == len(widths) - 2:
+                kernel = np.zeros([fan_in, fan_out])
+            else:
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
+            pieces += [kernel.ravel(), np.zeros([fan_out])]
+            self._shapes += [(fan_in, fan_out), (fan_out,)]
+        if self._conditional_size is not None:
+            c, out = self._conditional_size, widths[1:]
+            limits = np.concatenate([np.full([w], np.sqrt(6.0 / (c + w))) for w in out])
+            context = rng.uniform(-1.0, 1.0, size=[c, sum(out)]) * limits
+            context[:, -out[-1]:] = 0.0  # the output layer starts at zero for every context
+            pieces.append(context.ravel())
+            self._shapes.append((c, sum(out)))
+        self.params = make_variable(np.concatenate(pieces), "params", dtype)
+        self._dtype = dtype
+
+    def _weights(self):
+        sizes = [int(np.prod(s)) for s in self._shapes]
+        flat = tf.split(tf.convert_to_tensor(self.params), sizes)
+        return [tf.reshape(t, s) for t, s in zip(flat, self._shapes)]
+
+    def __call__(self, x, conditional_input=None):
+        x = tf.convert_to_tensor(x)
+        _checks.event_shape(x, self._event_size, f"MADE {self.name}")
+        if self._dtype is None:
+            self._build(x.dtype)
+        elif x.dtype != self._dtype:
+            raise TypeError(f"MADE {self.name}: built for dtype {self._dtype.name}, got input "
+                            f"of dtype {x.dtype.name}.")
+        if (conditional_input is None) != (self._conditional_size is None):
+            raise ValueError(
+                f"MADE {self.name}: " + (
+                    f"built with conditional_size={self._conditional_size}, so it needs "
+                    "`conditional_input` [..., C]" if conditional_input is None else
+                    "built without conditional_size, but got `conditional_input`"))
+        weights = self._weights()
+        batch_shape = tf.shape(x)[:-1]
+        if conditional_input is not None:
+            c = tf.convert_to_tensor(conditional_input, dtype=x.dtype)
+            _checks.event_shape(c, self._conditional_size,
+                                f"MADE {self.name} (conditional_input)")
+            batch_shape = tf.broadcast_dynamic_shape(batch_shape, tf.shape(c)[:-1])
+            c = tf.reshape(tf.broadcast_to(c, tf.concat([batch_shape, [self._conditional_size]],
+                                                        axis=0)),
+                           [-1, self._conditional_size])
+            x = tf.broadcast_to(x, tf.concat([batch_shape, [self._event_size]], axis=0))
+            widths = [s[1] for s in self._shapes[0:-1:2]]
+            context_terms = tf.split(tf.matmul(c, weights[-1]), widths, axis=-1)
+        out = tf.reshape(x, [-1, self._event_size])
+        num_layers = len(self._masks)
+        for i, mask in enumerate(self._masks):
+            kernel, bias = weights[2 * i], weights[2 * i + 1]
+            out = tf.matmul(out, kernel * tf.constant(mask, x.dtype)) + bias
+            if conditional_input is not None:
+                out = out + context_terms[i]
+            if i < num_layers - 1:
+                out = self._activation(out)
+        return tf.reshape(out, tf.concat(
+            [batch_shape, [self._event_size, self._params_per_element]], axis=0))
