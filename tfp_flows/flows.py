@@ -139,10 +139,54 @@ def build(builder, **kwargs):
     return BUILDERS[builder](**kwargs)
 
 
+def _route(bijector, kwargs):
+    """``bijector_kwargs`` that hand ``kwargs`` to every conditional bijector inside
+    ``bijector`` (None if there is none). Conditional bijectors carry ``context_size``."""
+    if getattr(bijector, "context_size", None) is not None:
+        return dict(kwargs)
+    if isinstance(bijector, tfb.Invert):
+        return _route(bijector.bijector, kwargs)
+    if isinstance(bijector, tfb.Composition):
+        routed = {}
+        for b in bijector.bijectors:
+            sub = _route(b, kwargs)
+            if sub is None:
+                continue
+            if b.name in routed:
+                raise ValueError(f"{bijector.name}: two conditional bijectors are both named "
+                                 f"{b.name!r}; TFP routes bijector_kwargs by name, so give "
+                                 "each a unique name.")
+            routed[b.name] = sub
+        return routed or None
+    return None
+
+
+def context_kwargs(dist, context):
+    """The ``bijector_kwargs`` that route a context to every conditional bijector of ``dist``.
+
+    ``dist.log_prob(x, bijector_kwargs=context_kwargs(dist, c))`` and
+    ``dist.sample(n, bijector_kwargs=context_kwargs(dist, c))`` evaluate ``p(x | c)``;
+    ``c [..., C]`` broadcasts against the batch axes of ``x``. A bijector is conditional when
+    its ``context_size`` is not None (TFP's keyword ``conditional_input`` reaches it).
+
+    Args:
+      dist: a ``tfd.TransformedDistribution`` (e.g. from a builder with ``context_size``).
+      context: tensor ``[..., C]``.
+
+    Raises:
+      ValueError: if ``dist`` has no conditional bijector.
+    """
+    routed = _route(dist.bijector, {"conditional_input": context})
+    if routed is None:
+        raise ValueError(f"{dist.name}: the flow has no conditional bijector (build it with "
+                         "`context_size=C` to model p(x | c)).")
+    return routed
+
+
 def layers_of(dist):
     """Returns the bijectors of a builder's flow in base -> data order."""
     return list(reversed(dist.bijector.bijectors))
 
 
-__all__ = ["BUILDERS", "build", "layers_of", "lu_piecewise_linear", "planar", "realnvp",
-           "standard_normal"]
+__all__ = ["BUILDERS", "build", "context_kwargs", "layers_of", "lu_piecewise_linear", "planar",
+           "realnvp", "standard_normal"]

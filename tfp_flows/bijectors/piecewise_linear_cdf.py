@@ -12,6 +12,53 @@ from tfp_flows.nn import MLP, concat_conditions
 tfb = tfp.bijectors
 
 
+def check_min_bin_mass(min_bin_mass, num_bins):
+    """Returns ``float(min_bin_mass)`` if it lies in ``[0, 1/num_bins)``, else raises."""
+    value = float(min_bin_mass)
+    if not 0 <= value < 1.0 / num_bins:
+        raise ValueError(f"`min_bin_mass` must lie in [0, 1/num_bins) = [0, "
+                         f"{1.0 / num_bins}), got {min_bin_mass!r}.")
+    return value
+
+
+def bin_masses(logits, min_bin_mass):
+    """``m = ε + (1 − Kε) · softmax(logits)`` over the last axis ``[..., K]``; sums to 1."""
+    k = logits.shape[-1]
+    return min_bin_mass + (1.0 - k * min_bin_mass) * tf.nn.softmax(logits, axis=-1)
+
+
+def _take(params, index, num_bins):
+    """Picks ``params[..., index[...]]`` -> ``[...]`` (one-hot: XLA-friendly)."""
+    return tf.reduce_sum(params * tf.one_hot(index, num_bins, dtype=params.dtype), -1)
+
+
+def cdf_forward(x, masses):
+    """The CDF map elementwise: ``(y, log|∂y/∂x|)``, both ``[...]``, for ``x [...]`` and
+    bin masses ``[..., K]`` (broadcast). Identity (log-det 0) outside ``[0, 1]``."""
+    k = masses.shape[-1]
+    cdf = tf.math.cumsum(masses, axis=-1, exclusive=True)
+    inside = (x >= 0) & (x <= 1)
+    index = tf.clip_by_value(tf.cast(tf.floor(x * k), tf.int32), 0, k - 1)
+    mass = _take(masses, index, k)
+    y = _take(cdf, index, k) + (x * k - tf.cast(index, x.dtype)) * mass
+    zero = tf.zeros([], x.dtype)
+    return tf.where(inside, y, x), tf.where(inside, tf.math.log(mass * k), zero)
+
+
+def cdf_inverse(y, masses):
+    """Inverse of ``cdf_forward``: ``(x, log|∂x/∂y|)``. The bin holding ``y`` is
+    ``#{k ≥ 1 : C_k ≤ y}`` with ``C`` the exclusive cumulative masses."""
+    k = masses.shape[-1]
+    cdf = tf.math.cumsum(masses, axis=-1, exclusive=True)
+    inside = (y >= 0) & (y <= 1)
+    count = tf.reduce_sum(tf.cast(cdf[..., 1:] <= y[..., tf.newaxis], tf.int32), axis=-1)
+    index = tf.clip_by_value(count, 0, k - 1)
+    mass = _take(masses, index, k)
+    x = (tf.cast(index, y.dtype) + (y - _take(cdf, index, k)) / mass) / k
+    zero = tf.zeros([], y.dtype)
+    return tf.where(inside, x, y), tf.where(inside, -tf.math.log(mass * k), zero)
+
+
 class PiecewiseLinearCDF(FlowBijector):
     """Monotone K-bin piecewise-linear map of ``[0, 1]`` onto itself, per dimension.
 
@@ -38,10 +85,7 @@ class PiecewiseLinearCDF(FlowBijector):
                  dtype=tf.float32, validate_args=False, name="piecewise_linear_cdf"):
         parameters = dict(locals())
         self._num_bins = _checks.positive_int(num_bins, "num_bins")
-        self._min_bin_mass = float(min_bin_mass)
-        if not 0 <= self._min_bin_mass < 1.0 / self._num_bins:
-            raise ValueError(f"`min_bin_mass` must lie in [0, 1/num_bins) = [0, "
-                             f"{1.0 / self._num_bins}), got {min_bin_mass!r}.")
+        self._min_bin_mass = check_min_bin_mass(min_bin_mass, self._num_bins)
         with tf.name_scope(name) as scope:
             if logits is None:
                 if event_size is None:
@@ -73,13 +117,7 @@ class PiecewiseLinearCDF(FlowBijector):
 
     def bin_masses(self):
         """Returns the masses ``m`` of shape ``[..., D, K]``; they sum to 1 over ``K``."""
-        k = self._num_bins
-        return self._min_bin_mass + (1.0 - k * self._min_bin_mass) * tf.nn.softmax(self.logits)
-
-    def _bins(self):
-        masses = self.bin_masses()
-        cdf = tf.math.cumsum(masses, axis=-1, exclusive=True)
-        return masses, cdf
+        return bin_masses(tf.convert_to_tensor(self.logits), self._min_bin_mass)
 
     def _check_domain(self, x):
         if not self.validate_args:
@@ -88,56 +126,23 @@ class PiecewiseLinearCDF(FlowBijector):
         return [tf.debugging.assert_greater_equal(x, tf.zeros([], x.dtype), message=domain),
                 tf.debugging.assert_less_equal(x, tf.ones([], x.dtype), message=domain)]
 
-    def _take(self, params, index):
-        """Picks ``params[..., d, index[..., d]]`` -> ``[..., D]`` (one-hot: XLA-friendly)."""
-        return tf.reduce_sum(params * tf.one_hot(index, self._num_bins, dtype=params.dtype), -1)
-
-    def _forward_bin(self, x):
-        k = self._num_bins
-        inside = (x >= 0) & (x <= 1)
-        index = tf.clip_by_value(tf.cast(tf.floor(x * k), tf.int32), 0, k - 1)
-        return inside, index
+    def _map(self, fn, v):
+        _checks.event_shape(v, self._event_size, self.name)
+        with tf.control_dependencies(self._check_domain(v)):
+            out, log_det = fn(v, self.bin_masses())
+            return out, tf.reduce_sum(log_det, axis=-1)
 
     def _forward(self, x):
-        _checks.event_shape(x, self._event_size, self.name)
-        with tf.control_dependencies(self._check_domain(x)):
-            masses, cdf = self._bins()
-            inside, index = self._forward_bin(x)
-            frac = x * self._num_bins - tf.cast(index, x.dtype)
-            y = self._take(cdf, index) + frac * self._take(masses, index)
-            return tf.where(inside, y, x)
+        return self._map(cdf_forward, x)[0]
 
     def _inverse(self, y):
-        _checks.event_shape(y, self._event_size, self.name)
-        with tf.control_dependencies(self._check_domain(y)):
-            masses, cdf = self._bins()
-            inside = (y >= 0) & (y <= 1)
-            index = self._inverse_bin(y, cdf)
-            frac = (y - self._take(cdf, index)) / self._take(masses, index)
-            x = (tf.cast(index, y.dtype) + frac) / self._num_bins
-            return tf.where(inside, x, y)
-
-    def _inverse_bin(self, y, cdf):
-        """Index of the bin whose CDF interval holds ``y``: ``#{k ≥ 1 : C_k ≤ y}``."""
-        count = tf.reduce_sum(tf.cast(cdf[..., 1:] <= y[..., tf.newaxis], tf.int32), axis=-1)
-        return tf.clip_by_value(count, 0, self._num_bins - 1)
-
-    def _log_slope(self, index, inside, dtype):
-        log_slope = tf.math.log(self._take(self.bin_masses(), index) * self._num_bins)
-        return tf.reduce_sum(tf.where(inside, log_slope, tf.zeros([], dtype)), axis=-1)
+        return self._map(cdf_inverse, y)[0]
 
     def _forward_log_det_jacobian(self, x):
-        _checks.event_shape(x, self._event_size, self.name)
-        with tf.control_dependencies(self._check_domain(x)):
-            inside, index = self._forward_bin(x)
-            return self._log_slope(index, inside, x.dtype)
+        return self._map(cdf_forward, x)[1]
 
     def _inverse_log_det_jacobian(self, y):
-        _checks.event_shape(y, self._event_size, self.name)
-        with tf.control_dependencies(self._check_domain(y)):
-            inside = (y >= 0) & (y <= 1)
-            index = self._inverse_bin(y, self._bins()[1])
-            return -self._log_slope(index, inside, y.dtype)
+        return self._map(cdf_inverse, y)[1]
 
 
 class PiecewiseLinearCoupling(tf.Module):
