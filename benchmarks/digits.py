@@ -24,12 +24,13 @@ import platform
 import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
-import tensorflow_probability as tfp
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import tfp_flows  # noqa: E402, F401, I001  (first: imports TensorFlow without start-up noise)
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_probability as tfp  # noqa: E402
 
 from tfp_flows import dequantization as dq  # noqa: E402
 from tfp_flows import digits, flows, make_variable, multiscale  # noqa: E402

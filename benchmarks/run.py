@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import tfp_flows  # noqa: E402, F401  (first: imports TensorFlow without start-up noise)
 from benchmarks import protocol  # noqa: E402
 
 SECTIONS = ["train_speed", "density", "scaling", "planar", "quality", "batch_norm", "peers"]

@@ -10,9 +10,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if importlib.util.find_spec("tfp_flows") is None:  # a source checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tfp_flows  # noqa: E402, F401  (before keras: imports TensorFlow without start-up noise)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,

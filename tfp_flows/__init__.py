@@ -1,5 +1,8 @@
 """tfp_flows: normalizing-flow bijectors for TensorFlow Probability, trainable with Keras 3."""
 
+# First: imports TensorFlow without its start-up messages (see tfp_flows/_quiet.py).
+from tfp_flows import _quiet  # noqa: F401  # isort: skip
+
 from tfp_flows import bijectors, datasets, dequantization, digits, energies, flows, multiscale
 from tfp_flows._mode import is_training, training_mode
 from tfp_flows._variables import keras_variable_of, make_variable
