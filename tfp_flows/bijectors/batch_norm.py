@@ -2,9 +2,8 @@
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_probability.python.internal import cache_util
 
-from tfp_flows import _checks
+from tfp_flows import _checks, _compat
 from tfp_flows._mode import is_training
 from tfp_flows._variables import make_variable
 from tfp_flows.bijectors._base import FlowBijector
@@ -69,8 +68,7 @@ class BatchNorm(FlowBijector):
             return self._batch_moments(y)
         return tf.convert_to_tensor(self.moving_mean), tf.convert_to_tensor(self.moving_variance)
 
-    _cache = cache_util.BijectorCacheWithGreedyAttrs(
-        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
+    _cache = _compat.greedy_attrs_cache()
 
     def _augmented_forward(self, x):
         return self._forward(x), None

@@ -2,7 +2,8 @@
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import cache_util
+
+from tfp_flows import _compat
 
 tfb = tfp.bijectors
 
@@ -24,21 +25,20 @@ class FusedRealNVP(tfb.RealNVP):
     ``tfb.RealNVP``. Shapes: ``event_ndims = 1``; inputs ``[..., D]``.
     """
 
-    _cache = cache_util.BijectorCacheWithGreedyAttrs(
-        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
+    _cache = _compat.greedy_attrs_cache()
 
     def _halves(self, v):
-        self._cache_input_depth(v)
-        a, b = v[..., :self._masked_size], v[..., self._masked_size:]
-        return (b, a) if self._reverse_mask else (a, b)
+        k = _compat.real_nvp_masked_size(self, v)
+        a, b = v[..., :k], v[..., k:]
+        return (b, a) if _compat.real_nvp_reverse_mask(self) else (a, b)
 
     def _join(self, kept, moved):
-        parts = [moved, kept] if self._reverse_mask else [kept, moved]
+        parts = [moved, kept] if _compat.real_nvp_reverse_mask(self) else [kept, moved]
         return tf.concat(parts, axis=-1)
 
     def _shift_and_log_scale(self, v0, moved, **condition_kwargs):
-        shift, log_scale = self._shift_and_log_scale_fn(
-            v0, self._bijector_input_units(), **condition_kwargs)
+        shift, log_scale = _compat.real_nvp_shift_and_log_scale_fn(self)(
+            v0, _compat.real_nvp_input_units(self), **condition_kwargs)
         if log_scale is None:
             log_det = tf.zeros(tf.shape(moved)[:-1], moved.dtype)
         else:
@@ -46,7 +46,7 @@ class FusedRealNVP(tfb.RealNVP):
         return shift, log_scale, log_det
 
     def _augmented_forward(self, x, **condition_kwargs):
-        if self._shift_and_log_scale_fn is None:
+        if _compat.real_nvp_shift_and_log_scale_fn(self) is None:
             return super()._forward(x, **condition_kwargs), None
         x0, x1 = self._halves(x)
         shift, log_scale, fldj = self._shift_and_log_scale(x0, x1, **condition_kwargs)
@@ -55,7 +55,7 @@ class FusedRealNVP(tfb.RealNVP):
         return self._join(x0, y1), {"fldj": fldj, "ildj": -fldj}
 
     def _augmented_inverse(self, y, **condition_kwargs):
-        if self._shift_and_log_scale_fn is None:
+        if _compat.real_nvp_shift_and_log_scale_fn(self) is None:
             return super()._inverse(y, **condition_kwargs), None
         y0, y1 = self._halves(y)
         shift, log_scale, fldj = self._shift_and_log_scale(y0, y1, **condition_kwargs)
@@ -70,17 +70,17 @@ class FusedRealNVP(tfb.RealNVP):
         return self._augmented_inverse(y, **condition_kwargs)[0]
 
     def _forward_log_det_jacobian(self, x, **condition_kwargs):
-        if self._shift_and_log_scale_fn is None:
+        if _compat.real_nvp_shift_and_log_scale_fn(self) is None:
             return super()._forward_log_det_jacobian(x, **condition_kwargs)
-        attrs = self._cache.forward_attributes(x, **condition_kwargs)
+        attrs = _compat.forward_attributes(self, x, **condition_kwargs)
         if "fldj" not in attrs:
             attrs.update(self._augmented_forward(x, **condition_kwargs)[1])
         return attrs["fldj"]
 
     def _inverse_log_det_jacobian(self, y, **condition_kwargs):
-        if self._shift_and_log_scale_fn is None:
+        if _compat.real_nvp_shift_and_log_scale_fn(self) is None:
             return super()._inverse_log_det_jacobian(y, **condition_kwargs)
-        attrs = self._cache.inverse_attributes(y, **condition_kwargs)
+        attrs = _compat.inverse_attributes(self, y, **condition_kwargs)
         if "ildj" not in attrs:
             attrs.update(self._augmented_inverse(y, **condition_kwargs)[1])
         return attrs["ildj"]

@@ -22,7 +22,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from tfp_flows import _checks
+from tfp_flows import _checks, _compat
 
 CAUSES = {0: "none", 1: "non-finite loss", 2: "non-finite gradient"}
 
@@ -111,7 +111,7 @@ class NaNGuard:
         if isinstance(current, keras.Variable):
             self._lr_variable = current
             return
-        schedule = optimizer._learning_rate  # the schedule object itself (no public getter)
+        schedule = _compat.learning_rate_object(optimizer)
         if isinstance(schedule, ScaledSchedule):
             schedule.scale = self.lr_scale
         else:
@@ -243,7 +243,7 @@ def _apply_if(ok, optimizer, grads, variables):
     def skip():
         pass
 
-    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+    if _compat.strategy_supports_no_merge_call():
         tf.cond(ok, apply, skip)
         return
 

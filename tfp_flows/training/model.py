@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows import _checks
+from tfp_flows import _checks, _compat
 from tfp_flows import energies as _energies
 from tfp_flows import flows as _flows
 from tfp_flows._mode import training_mode
@@ -101,7 +101,7 @@ class FlowModel(keras.Model):
         self._distribution = distribution
         self.event_size = int(distribution.event_shape[0])
         for v in trainable + non_trainable:
-            self._track_variable(v)
+            _compat.track_variable(self, v)
         self.guard = NaNGuard(nan_guard, backoff_after, backoff_factor, stop_after)
         self._loss_tracker_ = keras.metrics.Mean(name="loss")
         self._ess_tracker = keras.metrics.Mean(name="ess")

@@ -1,0 +1,112 @@
+"""Each private TF / TFP / Keras API in ``tfp_flows/_compat.py`` still does what we rely on.
+
+A failure here names the entry and what changed upstream, so an upgrade breaks one test with
+a readable message instead of a deep traceback in a bijector or the train step.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import _compat
+
+tfb = tfp.bijectors
+
+
+def test_greedy_attrs_cache_stores_attributes_of_an_augmented_forward():
+    calls = []
+
+    class Doubling(tfb.Bijector):
+        _cache = _compat.greedy_attrs_cache()
+
+        def __init__(self):
+            super().__init__(forward_min_event_ndims=0, name="doubling")
+
+        def _augmented_forward(self, x):
+            calls.append("forward")
+            return 2.0 * x, {"fldj": tf.fill(tf.shape(x), np.log(2.0))}
+
+        def _augmented_inverse(self, y):
+            return 0.5 * y, None
+
+        def _forward(self, x):
+            return self._augmented_forward(x)[0]
+
+        def _inverse(self, y):
+            return self._augmented_inverse(y)[0]
+
+        def _forward_log_det_jacobian(self, x):
+            return _compat.forward_attributes(self, x)["fldj"]
+
+    b = Doubling()
+    x = tf.constant([1.0, 2.0])
+    y = b.forward(x)
+    attrs = _compat.forward_attributes(b, x)
+    assert "fldj" in attrs, (
+        "tensorflow_probability.python.internal.cache_util.BijectorCacheWithGreedyAttrs no "
+        "longer keeps the attributes returned by `_augmented_forward` (FusedRealNVP, BatchNorm "
+        "rely on it to compute the log-det with the output)")
+    np.testing.assert_allclose(y.numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(b.forward_log_det_jacobian(x, 0).numpy(), [np.log(2.0)] * 2,
+                               rtol=1e-6)
+    assert calls == ["forward"], "the cached log-det re-ran the forward pass"
+
+
+def test_real_nvp_private_fields():
+    seen = {}
+
+    def fn(x0, output_units):
+        seen["units"] = output_units
+        return tf.zeros_like(x0[..., :output_units]), None
+
+    for num_masked, reverse in ((2, False), (-1, True)):
+        b = tfb.RealNVP(num_masked=num_masked, shift_and_log_scale_fn=fn)
+        x = tf.zeros([3, 5])
+        # The split index of x[..., :k], x[..., k:] (negative: counted from the end).
+        assert _compat.real_nvp_masked_size(b, x) == num_masked, (
+            "tfb.RealNVP no longer resolves `num_masked` into `_masked_size` via "
+            "`_cache_input_depth` (used by FusedRealNVP)")
+        assert _compat.real_nvp_reverse_mask(b) is reverse, (
+            "tfb.RealNVP's `_reverse_mask` changed meaning (negative num_masked)")
+        assert _compat.real_nvp_shift_and_log_scale_fn(b) is fn, (
+            "tfb.RealNVP no longer stores its function as `_shift_and_log_scale_fn`")
+        assert _compat.real_nvp_input_units(b) == (3 if num_masked == 2 else 4), (
+            "tfb.RealNVP's `_bijector_input_units()` is not the transformed size")
+    b = tfb.RealNVP(num_masked=1, bijector_fn=lambda x0, units: tfb.Identity())
+    assert _compat.real_nvp_shift_and_log_scale_fn(b) is None
+
+
+def test_learning_rate_object_is_the_schedule_or_the_variable():
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 10, 0.5)
+    opt = keras.optimizers.Adam(schedule)
+    assert _compat.learning_rate_object(opt) is schedule, (
+        "keras Optimizer._learning_rate no longer holds the LearningRateSchedule object "
+        "(NaNGuard wraps it in ScaledSchedule to back off a scheduled learning rate)")
+    opt = keras.optimizers.Adam(1e-3)
+    lr = _compat.learning_rate_object(opt)
+    assert isinstance(lr, keras.Variable), (
+        "keras Optimizer._learning_rate of a constant rate is no longer a keras.Variable")
+    lr.assign(5e-4)
+    np.testing.assert_allclose(float(opt.learning_rate), 5e-4, rtol=1e-6)
+
+
+def test_track_variable_makes_a_model_own_a_variable():
+    class Empty(keras.Model):
+        def call(self, x):
+            return x
+
+    model = Empty()
+    v = keras.Variable(np.ones(3, "float32"), name="w")
+    _compat.track_variable(model, v)
+    assert any(w is v for w in model.trainable_weights), (
+        "keras.Model._track_variable no longer adds a variable to the model's weights "
+        "(FlowModel owns the flow's variables through it)")
+
+
+def test_strategy_supports_no_merge_call():
+    assert _compat.strategy_supports_no_merge_call() in (True, False), (
+        "tf.__internal__.distribute.strategy_supports_no_merge_call is gone or changed "
+        "(NaNGuard uses it to decide where its tf.cond around optimizer.apply may run)")
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert isinstance(_compat.strategy_supports_no_merge_call(), bool)

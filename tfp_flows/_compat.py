@@ -1,0 +1,83 @@
+"""Every private TensorFlow / TFP / Keras API tfp_flows touches, in one place.
+
+Each entry is one small function (or name) with the public-looking contract tfp_flows relies
+on; ``tests/test_compat.py`` checks each one and names what broke after an upgrade. Add an
+entry here (one function, one test) instead of reaching into a private attribute elsewhere.
+"""
+
+import tensorflow as tf
+from tensorflow_probability.python.internal import cache_util
+
+# --------------------------------------------------------------------------- TFP
+
+#: TFP's bijector cache that also stores per-input attributes (e.g. a log-det computed with
+#: the output), as ``tfb.FFJORD`` uses it. Set as the ``_cache`` class attribute of a bijector
+#: whose ``_augmented_forward`` / ``_augmented_inverse`` return ``(output, attrs or None)``.
+BijectorCacheWithGreedyAttrs = cache_util.BijectorCacheWithGreedyAttrs
+
+
+def greedy_attrs_cache(forward_name="_augmented_forward", inverse_name="_augmented_inverse"):
+    """A ``BijectorCacheWithGreedyAttrs`` for a bijector class's ``_cache`` attribute."""
+    return BijectorCacheWithGreedyAttrs(forward_name=forward_name, inverse_name=inverse_name)
+
+
+def forward_attributes(bijector, x, **kwargs):
+    """The mutable attribute dict TFP's cache keeps for the forward input ``x``."""
+    return bijector._cache.forward_attributes(x, **kwargs)
+
+
+def inverse_attributes(bijector, y, **kwargs):
+    """The mutable attribute dict TFP's cache keeps for the inverse input ``y``."""
+    return bijector._cache.inverse_attributes(y, **kwargs)
+
+
+def real_nvp_masked_size(bijector, x):
+    """``tfb.RealNVP``'s number of kept (masked) coordinates, resolved against input ``x``.
+
+    ``num_masked`` may be negative or a fraction; RealNVP resolves it lazily from the input
+    depth (``_cache_input_depth``) into ``_masked_size``.
+    """
+    bijector._cache_input_depth(x)
+    return bijector._masked_size
+
+
+def real_nvp_reverse_mask(bijector):
+    """Whether ``tfb.RealNVP`` keeps the last (True) or the first (False) coordinates."""
+    return bijector._reverse_mask
+
+
+def real_nvp_shift_and_log_scale_fn(bijector):
+    """The ``shift_and_log_scale_fn`` a ``tfb.RealNVP`` was built with (None with a
+    ``bijector_fn``)."""
+    return bijector._shift_and_log_scale_fn
+
+
+def real_nvp_input_units(bijector):
+    """The number of transformed coordinates ``tfb.RealNVP`` passes its function."""
+    return bijector._bijector_input_units()
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def learning_rate_object(optimizer):
+    """The optimizer's learning rate as configured: a ``keras.Variable`` for a constant, the
+    ``LearningRateSchedule`` object itself for a schedule (``optimizer.learning_rate``
+    evaluates a schedule at ``iterations``; Keras has no public getter for the object)."""
+    return optimizer._learning_rate
+
+
+def track_variable(model, variable):
+    """Makes ``model`` own ``variable`` (a ``keras.Variable`` not created by a layer):
+    it then appears in ``model.weights``, ``save_weights`` and optimizers."""
+    model._track_variable(variable)
+
+
+# --------------------------------------------------------------------------- TF
+
+
+def strategy_supports_no_merge_call():
+    """True when the current ``tf.distribute`` strategy can run an optimizer without
+    ``merge_call`` (so a ``tf.cond`` around ``optimizer.apply`` is legal in replica
+    context)."""
+    return tf.__internal__.distribute.strategy_supports_no_merge_call()
