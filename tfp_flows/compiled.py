@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfp_flows import _checks
 from tfp_flows._mode import training_mode
+from tfp_flows._namespace import public_dir
 
 
 def _chunked(fn, x, chunk_size, out_dtype):
@@ -95,3 +96,6 @@ class CompiledDistribution:
             return tf.zeros([0, self.event_size], self.dtype)
         return self._forward(z)
 
+
+__all__ = ["CompiledDistribution"]
+__dir__ = public_dir(__all__)

@@ -14,6 +14,9 @@ import math
 
 import numpy as np
 
+from tfp_flows._namespace import public_dir
+from tfp_flows._optional import import_optional
+
 _TEXT_CACHE = {}
 
 
@@ -138,6 +141,8 @@ def leaky_relu_toy_log_prob(x):
 def text_mask(text="tfp_flows", font_size=64, stroke=1):
     """Rasterises ``text`` with Pillow's built-in font; returns a bool ``[H, W]`` ink mask.
 
+    Needs Pillow, the ``[plot]`` extra: ``pip install "tfp_flows[plot]"``.
+
     Uses ``ImageFont.load_default(size=font_size)`` (a scalable font when Pillow has
     FreeType, else Pillow's small bitmap font), black on white, each glyph outlined by
     ``stroke`` extra pixels (a bold face: thicker strokes are easier to fit and read),
@@ -145,8 +150,8 @@ def text_mask(text="tfp_flows", font_size=64, stroke=1):
     """
     key = (text, font_size, stroke)
     if key not in _TEXT_CACHE:
-        from PIL import Image, ImageDraw, ImageFont
-
+        pil = "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont"
+        Image, ImageDraw, ImageFont = (import_optional(m, "tfp_flows.datasets.text") for m in pil)
         if not text or not text.strip():
             raise ValueError(f"`text` must contain at least one visible character, got {text!r}.")
         try:
@@ -215,3 +220,4 @@ def train_test(name, n_train, n_test, seed=None, **options):
 __all__ = ["DATASETS", "checkerboard", "eight_gaussians", "leaky_relu_toy",
            "leaky_relu_toy_log_prob", "load", "pinwheel", "text", "text_mask", "train_test",
            "two_moons", "two_spirals"]
+__dir__ = public_dir(__all__)

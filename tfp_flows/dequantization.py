@@ -26,6 +26,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import _checks
+from tfp_flows._namespace import public_dir
 from tfp_flows.bijectors import random_permute, real_nvp_template
 
 tfb, tfd = tfp.bijectors, tfp.distributions
@@ -246,3 +247,4 @@ def evaluate_bits_per_dim(log_prob_fn, pixels, levels, alpha=0.05, dequantizer=N
 __all__ = ["VariationalDequantizer", "bits_per_dim", "bound_in_nats", "check_discrete",
            "dequantize", "evaluate_bits_per_dim", "from_logit", "logit_log_det",
            "negative_bound", "to_logit", "uniform_dequantize"]
+__dir__ = public_dir(__all__)

@@ -1,6 +1,7 @@
 """scikit-learn's 8×8 digits (1797 images, 17 grey levels), split and mapped to logit space.
 
-The data ship inside scikit-learn (``sklearn.datasets.load_digits``); nothing is downloaded.
+The data ship inside scikit-learn (``sklearn.datasets.load_digits``), an optional dependency:
+``pip install "tfp_flows[digits]"``. Nothing is downloaded.
 
 Splits: a seeded, label-stratified 80/20 train/test split (``load``), and a further seeded,
 stratified validation split carved from the training part (``load(validation_fraction=...)``)
@@ -14,6 +15,9 @@ Space (issue 6): a pixel ``p ∈ {0, …, 16}`` is dequantised to ``u = (p + v) 
 import collections
 
 import numpy as np
+
+from tfp_flows._namespace import public_dir
+from tfp_flows._optional import import_optional
 
 LEVELS = 17
 IMAGE_SHAPE = (8, 8, 1)
@@ -37,9 +41,9 @@ def load(seed=0, test_fraction=0.2, validation_fraction=0.0):
       A ``Split`` whose image fields are int32 arrays ``[n, 64]`` (row-major 8×8 pixels with
       values in ``{0, …, 16}``) and whose label fields are int arrays ``[n]``.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
+    load_digits = import_optional("sklearn.datasets", "tfp_flows.digits.load").load_digits
+    train_test_split = import_optional("sklearn.model_selection",
+                                       "tfp_flows.digits.load").train_test_split
     for name, frac in (("test_fraction", test_fraction),
                        ("validation_fraction", validation_fraction)):
         if not 0.0 <= frac < 1.0:
@@ -69,3 +73,4 @@ def to_image(x):
 
 
 __all__ = ["ALPHA", "EVENT_SIZE", "IMAGE_SHAPE", "LEVELS", "Split", "load", "to_image"]
+__dir__ = public_dir(__all__)

@@ -10,6 +10,8 @@ import math
 
 import tensorflow as tf
 
+from tfp_flows._namespace import public_dir
+
 
 def _norm(z):
     # sqrt with a floor: finite gradient at the origin.
@@ -76,3 +78,4 @@ def u4(z):
 ENERGIES = {"ring": ring, "u1": u1, "u2": u2, "u3": u3, "u4": u4}
 
 __all__ = ["ENERGIES", "ring", "u1", "u2", "u3", "u4"]
+__dir__ = public_dir(__all__)

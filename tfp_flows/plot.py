@@ -16,9 +16,15 @@ import weakref
 
 import numpy as np
 import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
+
+from tfp_flows._optional import import_optional, missing
+
+try:  # matplotlib is the optional dependency `pip install "tfp_flows[plot]"`
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+except ImportError as error:
+    raise missing("matplotlib", "tfp_flows.plot") from error
 
 DPI = 100
 QUADRANT_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e")
@@ -50,8 +56,7 @@ def save(fig, path, colors=None):
     if colors is None:
         fig.savefig(path, dpi=fig.dpi, format="png")
         return path
-    from PIL import Image
-
+    Image = import_optional("PIL.Image", "tfp_flows.plot.save(colors=...)")
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
     image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
