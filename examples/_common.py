@@ -15,16 +15,29 @@ if importlib.util.find_spec("tfp_flows") is None:  # a source checkout without `
 import tfp_flows  # noqa: E402, F401  (before keras: imports TensorFlow without start-up noise)
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
-                     argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the example's docstring layout."""
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the example's docstring layout; appends ``(default: ...)`` to an option's help
+    unless the help already states its default or there is nothing to show."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" not in text and action.default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings):
+            text += " (default: %(default)s)"
+        return text
 
 
-def parser(description, default_out):
-    """An ``ArgumentParser`` with the options every example has: --out, --seed, --smoke."""
-    p = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
+def parser(description, default_out, duration, seed_help="seed of the data, the weights and "
+           "sampling"):
+    """An ``ArgumentParser`` with the options every example has: --out, --seed, --smoke,
+    --verbose, --jit. ``duration`` (e.g. ``"about 3 minutes"``) is how long the default run
+    takes on a 2-core CPU; ``--help`` shows it."""
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=_HelpFormatter,
+        epilog=f"The default run takes {duration} of training on a 2-core CPU; --smoke "
+               "takes seconds.")
     p.add_argument("--out", default=default_out, help="folder for the PNG figures")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and sampling")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
     p.add_argument("--smoke", action="store_true",
                    help="a seconds-long configuration (used by the tests); overrides sizes")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
@@ -40,14 +53,18 @@ def jit(args):
     return (not args.smoke) if args.jit is None else args.jit
 
 
-def compile_cosine(model, args, total_steps):
-    """Adam, learning rate ``args.lr`` cosine-decayed to 5 % over ``total_steps``, global-norm
-    clipping at 1, XLA per ``jit(args)``."""
-    import keras
+def compile_flow(model, args, total_steps):
+    """``model.compile`` with ``tfp_flows.training.flow_optimizer(total_steps, args.lr)``
+    (warm-up, cosine decay to 0, global-norm clipping) and XLA per ``jit(args)``."""
+    from tfp_flows.training import flow_optimizer
 
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=total_steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0),
+    model.compile(optimizer=flow_optimizer(total_steps, learning_rate=args.lr),
                   jit_compile=jit(args))
+
+
+def plural(n, word):
+    """``"1 figure"``, ``"2 figures"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 class Results(dict):
@@ -67,12 +84,11 @@ class Results(dict):
         return path
 
     def finish(self):
+        """Prints the one closing line (figures written, wall time) and returns ``self``;
+        the examples print their results once, as they get them."""
         self["seconds"] = time.perf_counter() - self.start
-        for name, value in self.items():
-            if isinstance(value, float):
-                print(f"{name}: {value:.4f}")
-        print(f"wrote {len(self['pngs'])} figures to {os.path.abspath(self.out)}/: "
-              + ", ".join(self["pngs"]))
+        print(f"wrote {plural(len(self['pngs']), 'figure')} to {os.path.abspath(self.out)}/ "
+              f"({', '.join(self['pngs'])}) in {self['seconds']:.0f} s")
         return self
 
 

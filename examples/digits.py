@@ -22,22 +22,24 @@ import _common
 
 
 def parse(argv):
-    p = _common.parser(__doc__, "outputs/digits")
+    p = _common.parser(__doc__, "outputs/digits", "about 10 minutes")
     p.add_argument("--network", choices=("conv", "mlp"), default="conv",
                    help="coupling networks: 3×3 convolutions or MLPs")
     p.add_argument("--filters", type=int, default=32, help="channels of the conv networks")
-    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128],
-                   help="MLP hidden widths (for --network conv: one hidden conv per entry)")
+    p.add_argument("--hidden", type=int, nargs="+", default=None,
+                   help="MLP hidden widths, or for --network conv one hidden conv per entry "
+                        "(default: 128 128 for mlp, 1 1 for conv)")
     p.add_argument("--epochs", type=int, default=40, help="maximum epochs")
-    p.add_argument("--steps-per-epoch", type=int, default=50)
+    p.add_argument("--steps-per-epoch", type=int, default=50,
+                   help="optimizer steps between validations")
     p.add_argument("--patience", type=int, default=4, help="EarlyStopping patience (epochs)")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=512, help="images per optimizer step")
+    p.add_argument("--lr", type=float, default=1e-3, help="constant Adam learning rate")
     p.add_argument("--test-samples", type=int, default=4,
                    help="noise draws per test image in the bound")
     args = p.parse_args(argv)
-    if args.network == "conv" and args.hidden == [128, 128]:
-        args.hidden = [1, 1]
+    if args.hidden is None:
+        args.hidden = [1, 1] if args.network == "conv" else [128, 128]
     if args.smoke:
         args.filters, args.hidden, args.epochs, args.steps_per_epoch = 8, [1], 2, 4
         args.batch_size, args.test_samples = 128, 1

@@ -22,14 +22,15 @@ MIXTURE = ((0.5, -1.5, 0.5), (0.5, 1.2, 0.35))  # (weight, mean, std)
 
 
 def parse(argv):
-    p = _common.parser(__doc__, "outputs/elementwise_and_linear")
+    p = _common.parser(__doc__, "outputs/elementwise_and_linear", "about 1 minute")
     p.add_argument("--bins", type=int, default=32, help="bins of the piecewise-linear CDF")
     p.add_argument("--lu-layers", type=int, default=3, help="LULinear layers")
-    p.add_argument("--n-train", type=int, default=20000)
-    p.add_argument("--n-test", type=int, default=5000)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    p.add_argument("--n-train", type=int, default=20000, help="training points of each part")
+    p.add_argument("--n-test", type=int, default=5000, help="held-out points for the test NLL")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training points")
+    p.add_argument("--batch-size", type=int, default=256, help="points per optimizer step")
+    p.add_argument("--lr", type=float, default=1e-2,
+                   help="constant Adam learning rate (global-norm clipping at 1)")
     args = p.parse_args(argv)
     if args.smoke:
         args.bins, args.n_train, args.n_test, args.epochs = 16, 2000, 1000, 3
@@ -142,18 +143,19 @@ def lu_linear_part(args, results):
     results["lu_minus_gaussian_nll"] = results["lu_test_nll"] - results["gaussian_mle_test_nll"]
 
     lims = plot.limits(x_train, quantile=0.0, pad=0.3)
-    fig = plot.new_figure(11, 3.6)
+    fig = plot.new_figure(11.6, 3.6)
     axes = fig.subplots(1, 3)
     plot.draw_points(axes[0], x_train[:4000], lims, color="#1f77b4")
-    plot.draw_density(axes[1], dist, lims)
-    plot.draw_density(axes[2], gaussian, lims)
+    images = [plot.draw_density(axes[1], dist, lims), plot.draw_density(axes[2], gaussian, lims)]
+    top = max(image.norm.vmax for image in images)
+    for image in images:
+        image.set_clim(0.0, top)
+    plot.colorbar(fig, images[-1], axes[2], "p(x)")
     titles = ("two moons", f"{args.lu_layers} LU-linear layers: "
               f"NLL {results['lu_test_nll']:.3f}",
               f"Gaussian MLE: NLL {results['gaussian_mle_test_nll']:.3f}")
     for ax, title in zip(axes, titles):
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        plot.style_axes(ax, title)
     fig.tight_layout()
     results.png(fig, "lu_linear.png")
 

@@ -14,15 +14,20 @@ GALLERY = ("two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spir
 
 
 def parse(argv):
-    p = _common.parser(__doc__, "outputs/gallery")
-    p.add_argument("--datasets", nargs="+", default=list(GALLERY), choices=GALLERY)
+    p = _common.parser(__doc__, "outputs/gallery", "about 5 minutes")
+    p.add_argument("--datasets", nargs="+", default=list(GALLERY), choices=GALLERY,
+                   metavar="NAME", help="which data sets, one row each; any of "
+                   + ", ".join(GALLERY) + " (default: all)")
     p.add_argument("--layers", type=int, default=8, help="affine couplings per flow")
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    p.add_argument("--n-train", type=int, default=20000)
-    p.add_argument("--n-test", type=int, default=5000)
-    p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-decayed)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64],
+                   help="hidden widths of each coupling's MLP")
+    p.add_argument("--n-train", type=int, default=20000, help="training points per data set")
+    p.add_argument("--n-test", type=int, default=5000,
+                   help="held-out points per data set (test NLL, the plotted data)")
+    p.add_argument("--epochs", type=int, default=25, help="passes over the training points")
+    p.add_argument("--batch-size", type=int, default=256, help="points per optimizer step")
+    p.add_argument("--lr", type=float, default=4e-3,
+                   help="peak learning rate of flow_optimizer (warm-up, cosine decay to 0)")
     p.add_argument("--colors", type=int, default=None,
                    help="save a palette PNG with this many colours (smaller file)")
     args = p.parse_args(argv)
@@ -48,10 +53,12 @@ def main(argv=None):
         dist = flows.realnvp(2, num_layers=args.layers, hidden_layers=args.hidden, seed=args.seed)
         model = tfp_flows.FlowModel(dist)
         results[f"untrained_test_nll_{name}"] = _common.nll(model, x_test)
-        _common.compile_cosine(model, args, args.epochs * -(-args.n_train // args.batch_size))
+        _common.compile_flow(model, args, args.epochs * -(-args.n_train // args.batch_size))
         print(f"{name}:")
         model.fit(x_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose)
         results[f"test_nll_{name}"] = _common.nll(model, x_test)
+        print(f"{name}: test NLL {results[f'test_nll_{name}']:.3f} nats (untrained "
+              f"{results[f'untrained_test_nll_{name}']:.3f})")
         samples = np.asarray(model.sample(len(x_test), seed=args.seed))
         rows.append((name.replace("_", " "), x_test, dist, samples))
     results.png(plot.gallery(rows), "gallery.png", colors=args.colors)

@@ -19,15 +19,17 @@ import _common
 
 
 def parse(argv):
-    p = _common.parser(__doc__, "outputs/leaky_relu_coupling")
+    p = _common.parser(__doc__, "outputs/leaky_relu_coupling", "about 2 minutes")
     p.add_argument("--layers", type=int, default=4, help="coupling + leaky-ReLU blocks")
-    p.add_argument("--hidden", type=int, nargs="+", default=[32, 32])
+    p.add_argument("--hidden", type=int, nargs="+", default=[32, 32],
+                   help="hidden widths of each coupling's MLP")
     p.add_argument("--alpha", type=float, default=0.5, help="initial leaky-ReLU slope")
-    p.add_argument("--n-train", type=int, default=20000)
-    p.add_argument("--n-test", type=int, default=5000)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-decayed)")
+    p.add_argument("--n-train", type=int, default=20000, help="training points")
+    p.add_argument("--n-test", type=int, default=5000, help="held-out points for the test NLL")
+    p.add_argument("--epochs", type=int, default=40, help="passes over the training points")
+    p.add_argument("--batch-size", type=int, default=256, help="points per optimizer step")
+    p.add_argument("--lr", type=float, default=4e-3,
+                   help="peak learning rate of flow_optimizer (warm-up, cosine decay to 0)")
     args = p.parse_args(argv)
     if args.smoke:
         args.layers, args.hidden, args.n_train, args.n_test = 2, [16], 2000, 1000
@@ -69,7 +71,7 @@ def main(argv=None):
     dist, layers = leaky_coupling_flow(args.layers, args.hidden, args.alpha, args.seed)
     model = tfp_flows.FlowModel(dist)
     results["untrained_test_nll"] = _common.nll(model, x_test)
-    _common.compile_cosine(model, args, args.epochs * -(-args.n_train // args.batch_size))
+    _common.compile_flow(model, args, args.epochs * -(-args.n_train // args.batch_size))
     model.fit(x_train, batch_size=args.batch_size, epochs=args.epochs, validation_data=x_test,
               verbose=args.verbose)
     results["test_nll"] = _common.nll(model, x_test)

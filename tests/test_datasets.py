@@ -126,3 +126,30 @@ def test_text_depends_on_the_text():
     assert not np.allclose(a, b)
     with pytest.raises(ValueError, match="visible"):
         datasets.text(10, text="   ")
+
+
+def test_text_log_prob_is_a_density_and_matches_the_sampler():
+    kwargs = dict(text="Hi", font_size=32, jitter=0.05)
+    xs, ys = np.linspace(-4.5, 4.5, 451), np.linspace(-2.5, 2.5, 251)
+    mesh = np.stack(np.meshgrid(xs, ys), -1)
+    p = np.exp(datasets.text_log_prob(mesh, **kwargs))
+    assert p.shape == (251, 451)
+    assert abs(p.sum() * (xs[1] - xs[0]) * (ys[1] - ys[0]) - 1.0) < 2e-3
+    # Samples land where the density is high: their mean log-density (a Monte-Carlo entropy
+    # estimate) agrees with the quadrature entropy, and another text's points score lower.
+    lp = datasets.text_log_prob(datasets.text(20000, seed=0, **kwargs), **kwargs)
+    entropy = datasets.text_entropy(**kwargs)
+    assert abs(-lp.mean() - entropy) < 4 * lp.std() / np.sqrt(len(lp))
+    other = datasets.text(2000, text="Oo", font_size=32, jitter=0.05, seed=0)
+    assert datasets.text_log_prob(other, **kwargs).mean() < lp.mean() - 1.0
+
+
+def test_text_entropy_is_the_log_area_plus_edge_blur():
+    mask = datasets.text_mask("Hi", font_size=32)
+    h, w = mask.shape
+    scale = min(8.0 / w, 4.0 / h)
+    log_area = np.log(mask.sum() * scale ** 2)
+    assert datasets.text_entropy("Hi", font_size=32, jitter=0.0) == pytest.approx(log_area)
+    blurred = [datasets.text_entropy("Hi", font_size=32, jitter=j) for j in (0.01, 0.02, 0.05)]
+    assert log_area < blurred[0] < blurred[1] < blurred[2]
+    assert np.isinf(datasets.text_log_prob([[10.0, 10.0]], text="Hi", font_size=32, jitter=0.0))

@@ -55,11 +55,48 @@ def test_example_smoke(name, extra, tmp_path):
                                                        results[untrained])
 
 
-def test_help_lists_options(capsys):
-    module = _import("name_density")
+@pytest.mark.parametrize("name", sorted(EXPECTED_PNGS))
+def test_help_documents_every_option(name, capsys, monkeypatch):
+    module = _import(name)
+    common = module._common
+    parsers = []
+
+    def recording_parser(*args, **kwargs):
+        parsers.append(common_parser(*args, **kwargs))
+        return parsers[-1]
+
+    common_parser = common.parser
+    monkeypatch.setattr(common, "parser", recording_parser)
     with pytest.raises(SystemExit) as exit_info:
         module.parse(["--help"])
     assert exit_info.value.code == 0
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
+    assert "The default run takes about" in text and "on a 2-core CPU" in text
+    (parser,) = parsers
+    for action in parser._actions:
+        assert action.help, f"{name}: {action.option_strings} has no help text"
+        # One default shown at most: ours is appended only when the help states none.
+        shown = parser._get_formatter()._expand_help(action)
+        assert shown.count("default") <= 1, (action.option_strings, shown)
+
+
+def test_help_shows_one_default_per_option(capsys):
+    module = _import("name_density")
+    with pytest.raises(SystemExit):
+        module.parse(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
     for option in ("--text", "--out", "--smoke", "--batch-norm", "--epochs"):
         assert option in text
+    assert "(default: 60)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_finish_says_figure_in_the_singular(tmp_path, capsys):
+    common = _import("_common")
+    results = common.Results(str(tmp_path))
+    from tfp_flows import plot
+
+    results.png(plot.new_figure(2, 2), "one.png")
+    results.finish()
+    out = capsys.readouterr().out
+    assert "wrote 1 figure to" in out and out.count("\n") == 1

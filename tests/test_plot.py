@@ -49,8 +49,19 @@ def test_log_density_and_density_grid(flow, tmp_path):
            tmp_path, "log_density.png")
     rows = [[("gauss", lambda z: -0.5 * tf.reduce_sum(z ** 2, -1)), ("flow", flow)]]
     fig = plot.density_grid(rows, lims, grid=30, panel=2.0)
-    assert plot.figure_pixels(fig) == (400, 200)
+    assert plot.figure_pixels(fig) == (460, 200)
+    # Two density panels with ticks in data coordinates, one shared colour scale and bar.
+    panels, bars = fig.axes[:2], fig.axes[2:]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "p(x)"
+    assert all(len(ax.get_xticks()) >= 3 and len(ax.get_yticks()) >= 3 for ax in panels)
+    clims = [ax.images[0].get_clim() for ax in panels]
+    assert clims[0] == clims[1] and clims[0][0] == 0.0
+    # In its own units: the standard normal's top is 1/(2π) (the flow's is larger here).
+    assert clims[0][1] >= 0.9 / (2 * np.pi)
     _saved(fig, tmp_path, "grid.png")
+    relative = plot.density_grid(rows, lims, grid=30, panel=2.0, relative=True)
+    assert relative.axes[0].images[0].get_clim() == (0.0, 1.0)
+    assert relative.axes[2].get_ylabel() == "relative density"
 
 
 def test_training_curve_selects_series(tmp_path):
@@ -59,6 +70,9 @@ def test_training_curve_selects_series(tmp_path):
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels == ["loss", "val_loss"]
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), history["loss"])
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
     class History:  # a Keras History carries its series in `.history`
         pass
@@ -90,8 +104,11 @@ def test_warp_follows_every_layer(flow, tmp_path):
 def test_gallery_rows(flow, tmp_path):
     data = datasets.eight_gaussians(300, seed=0)
     fig = plot.gallery([("a", data, flow, data), ("b", data, flow, data)], grid=20, panel=2.0)
-    assert plot.figure_pixels(fig) == (600, 400)
-    assert [ax.get_ylabel() for ax in fig.axes[::3]] == ["a", "b"]
+    assert plot.figure_pixels(fig) == (660, 400)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_ylabel() for ax in panels[::3]] == ["a", "b"]
+    assert len(fig.axes) - len(panels) == 2  # one colour bar per density panel
+    assert all(len(ax.get_xticks()) >= 3 for ax in panels)
     _saved(fig, tmp_path, "gallery.png")
 
 

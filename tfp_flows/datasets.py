@@ -13,6 +13,7 @@ Use ``DATASETS[name](n, seed=...)``, ``load(name, n, seed)`` or
 import math
 
 import numpy as np
+import tensorflow as tf
 
 from tfp_flows._namespace import public_dir
 from tfp_flows._optional import import_optional
@@ -192,6 +193,76 @@ def text(n, text="tfp_flows", font_size=64, stroke=1, jitter=0.02, seed=None):
     return _finish(points, rng)
 
 
+def _text_geometry(text, font_size, stroke):
+    """``(mask [H, W], s, x_edges [W + 1], y_edges [H + 1])``: ``text``'s pixels in the plane.
+
+    Column ``c`` spans ``x_edges[c:c + 2]``; row ``r`` spans ``[y_edges[r + 1], y_edges[r]]``.
+    """
+    mask = text_mask(text, font_size, stroke)
+    h, w = mask.shape
+    s = min(8.0 / w, 4.0 / h)
+    return mask, s, s * (np.arange(w + 1) - w / 2.0), s * (h / 2.0 - np.arange(h + 1))
+
+
+def _box_blur(points, lower, upper, jitter):
+    """``P(lower <= p + N(0, jitter²) < upper)`` for every point and interval: ``[N, K]``."""
+    points = np.asarray(points, np.float64)[:, None]
+    if jitter == 0:
+        return ((points >= lower) & (points < upper)).astype(np.float64)
+    # Φ(b) − Φ(a) = ½(erfc(−b/√2) − erfc(−a/√2)); erfc keeps the tails' tiny masses accurate.
+    root2 = math.sqrt(2.0) * jitter
+    return 0.5 * (tf.math.erfc((points - upper) / root2).numpy()
+                  - tf.math.erfc((points - lower) / root2).numpy())
+
+
+def text_log_prob(x, text="tfp_flows", font_size=64, stroke=1, jitter=0.02):
+    """Exact log-density of ``text(n, text, font_size, stroke, jitter)`` at ``x [..., 2]``.
+
+    The data are ``u + ε`` with ``u`` uniform on the ``K`` dark pixels (squares of side ``s``,
+    total area ``A = K s²``) and ``ε ~ N(0, jitter² I)``, so the density is separable per pixel:
+
+        p(x, y) = (1/A) Σ_{dark (r, c)} [Φ((x₁ᶜ − x)/σ) − Φ((x₀ᶜ − x)/σ)]
+                                         · [Φ((y₁ʳ − y)/σ) − Φ((y₀ʳ − y)/σ)],
+
+    a product ``Gy · mask · Gxᵀ`` of per-row and per-column factors (``σ = jitter``).
+    Returns float64 ``[...]`` (``-inf`` off the ink when ``jitter = 0``).
+    """
+    x = np.asarray(x, np.float64)
+    flat = x.reshape(-1, 2)
+    mask, s, xe, ye = _text_geometry(text, font_size, stroke)
+    gx = _box_blur(flat[:, 0], xe[:-1], xe[1:], jitter)       # [N, W]
+    gy = _box_blur(flat[:, 1], ye[1:], ye[:-1], jitter)       # [N, H]
+    density = np.sum((gy @ mask.astype(np.float64)) * gx, axis=1) / (mask.sum() * s * s)
+    with np.errstate(divide="ignore"):
+        return np.log(density).reshape(x.shape[:-1])
+
+
+def text_entropy(text="tfp_flows", font_size=64, stroke=1, jitter=0.02):
+    """Differential entropy ``H = −∫ p log p`` (nats) of ``text(...)``: the floor of any
+    model's expected test NLL on these data.
+
+    Without jitter it is ``log A`` (uniform on the ink of area ``A``); jitter adds a little
+    at the glyphs' edges. ``p = Gy · mask · Gxᵀ / A`` (see ``text_log_prob``) is evaluated on
+    a grid of spacing ``σ/8`` reaching ``8σ`` past the text; the Riemann sum is then exact
+    to far below 1e-6 nats (for the default text it moved by 6e-13 when the spacing was halved,
+    and ``p`` sums to 1 within 1e-12). The default data have ``H = 1.7567`` (``log A = 1.5835``).
+    """
+    mask, s, xe, ye = _text_geometry(text, font_size, stroke)
+    area = mask.sum() * s * s
+    if jitter == 0:
+        return float(np.log(area))
+    step = jitter / 8.0
+    reach = 8.0 * jitter
+    xs = np.arange(xe[0] - reach, xe[-1] + reach, step)
+    ys = np.arange(ye[-1] - reach, ye[0] + reach, step)
+    gx = _box_blur(xs, xe[:-1], xe[1:], jitter)               # [nx, W]
+    gy = _box_blur(ys, ye[1:], ye[:-1], jitter)               # [ny, H]
+    p = gy @ mask.astype(np.float64) @ gx.T / area            # [ny, nx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    return float(-terms.sum() * step * step)
+
+
 DATASETS = {
     "two_moons": two_moons,
     "checkerboard": checkerboard,
@@ -218,6 +289,6 @@ def train_test(name, n_train, n_test, seed=None, **options):
 
 
 __all__ = ["DATASETS", "checkerboard", "eight_gaussians", "leaky_relu_toy",
-           "leaky_relu_toy_log_prob", "load", "pinwheel", "text", "text_mask", "train_test",
-           "two_moons", "two_spirals"]
+           "leaky_relu_toy_log_prob", "load", "pinwheel", "text", "text_entropy",
+           "text_log_prob", "text_mask", "train_test", "two_moons", "two_spirals"]
 __dir__ = public_dir(__all__)

@@ -23,6 +23,7 @@ try:  # matplotlib is the optional dependency `pip install "tfp_flows[plot]"`
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 except ImportError as error:
     raise missing("matplotlib", "tfp_flows.plot") from error
 
@@ -104,31 +105,51 @@ def grid_log_prob(dist, lims, grid=200, dtype=np.float32):
     return xs, ys, log_p.reshape(grid, grid)
 
 
-def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis"):
+def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis",
+                 relative=False, vmax=None):
     """Draws ``p`` (or ``log p`` clipped at ``max − floor`` when ``log=True``) into ``ax``.
 
-    ``p`` is shown relative to its 99.5% quantile on the grid (values above are clipped), so
-    unnormalised and normalised densities look alike. Non-finite values are shown at the
-    bottom of the colour scale. Returns the image.
+    ``p`` is drawn in its own units, with the colour scale topped at its 99.5% quantile on the
+    grid (or at ``vmax``), so that a few sharp peaks do not wash out the rest of the panel.
+    ``relative=True`` divides by that quantile first (for unnormalised densities, whose units
+    mean nothing). Non-finite values are shown at the bottom of the colour scale. Returns the
+    image, for ``colorbar``.
     """
     _, _, log_p = grid_log_prob(dist, lims, grid)
     finite = np.isfinite(log_p)
     top = log_p[finite].max() if finite.any() else 0.0
     log_p = np.where(finite, log_p, -np.inf)
     if log:
-        values = np.maximum(log_p, top - floor)
+        values, vmin, vmax = np.maximum(log_p, top - floor), top - floor, top
     else:
-        # Unnormalised densities are comparable after dividing by a high quantile; clipping
-        # there keeps a few sharp peaks from washing out the rest of the panel.
         values = np.exp(log_p - top)
         scale = np.quantile(values, 0.995)
-        values = np.clip(values / scale, 0.0, 1.0) if scale > 0 else values
+        scale = scale if scale > 0 else 1.0
+        if relative:
+            values, vmax = values / scale, 1.0
+        else:
+            values, scale = values * np.exp(top), scale * np.exp(top)
+            vmax = scale if vmax is None else vmax
+        vmin = 0.0
     (x0, x1), (y0, y1) = lims
     image = ax.imshow(values, origin="lower", extent=(x0, x1, y0, y1), cmap=cmap,
-                      aspect="auto", interpolation="nearest")
+                      aspect="auto", interpolation="nearest", vmin=vmin, vmax=vmax)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     return image
+
+
+def colorbar(fig, image, ax, label=None):
+    """A slim colour bar for ``image`` beside ``ax`` (values above the top are marked)."""
+    values = image.get_array()
+    extend = "max" if np.nanmax(values) > image.norm.vmax * (1 + 1e-6) else "neither"
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, extend=extend)
+    bar.ax.tick_params(labelsize=7)
+    bar.locator = MaxNLocator(4)
+    bar.update_ticks()
+    if label:
+        bar.set_label(label, fontsize=8)
+    return bar
 
 
 def draw_points(ax, points, lims, color="k", size=2.0, alpha=0.6, **kwargs):
@@ -140,9 +161,16 @@ def draw_points(ax, points, lims, color="k", size=2.0, alpha=0.6, **kwargs):
     ax.set_ylim(*lims[1])
 
 
-def _clean(ax, title=None):
-    ax.set_xticks([])
-    ax.set_yticks([])
+def style_axes(ax, title=None, ticks=True):
+    """Small tick labels (a few per axis) and a title; ``ticks=False`` hides the ticks, for
+    panels whose coordinates mean nothing."""
+    if ticks:
+        ax.tick_params(labelsize=7, length=2, pad=1)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=10)
 
@@ -154,7 +182,9 @@ def data_vs_samples(data, samples, lims=None, titles=("data", "flow samples"), s
     axes = fig.subplots(1, 2)
     for ax, pts, title, color in zip(axes, (data, samples), titles, ("#1f77b4", "#d62728")):
         draw_points(ax, pts, lims, color=color)
-        _clean(ax, f"{title} (n={len(pts)})")
+        style_axes(ax, f"{title} (n={len(pts)})")
+        ax.set_xlabel("x₁", fontsize=8, labelpad=1)
+    axes[0].set_ylabel("x₂", fontsize=8, labelpad=1)
     fig.tight_layout()
     return fig
 
@@ -167,8 +197,10 @@ def log_density(dist, lims, data=None, grid=200, floor=10.0, title="flow log-den
     image = draw_density(ax, dist, lims, grid=grid, log=True, floor=floor)
     if data is not None:
         draw_points(ax, np.asarray(data)[:2000], lims, color="w", size=0.5, alpha=0.3)
-    fig.colorbar(image, ax=ax, label="log p(x)")
-    ax.set_title(title, fontsize=10)
+    colorbar(fig, image, ax, "log p(x)")
+    style_axes(ax, title)
+    ax.set_xlabel("x₁", fontsize=8, labelpad=1)
+    ax.set_ylabel("x₂", fontsize=8, labelpad=1)
     fig.tight_layout()
     return fig
 
@@ -178,7 +210,7 @@ def training_curve(history, keys=("loss", "val_loss"), title="training curve",
     """Plots series of a Keras ``History`` (``history.history``) or of a dict of lists.
 
     ``keys`` selects the series (those present; ``None``: all of them). Series whose name
-    starts with ``val_`` are dashed. The x axis is the epoch.
+    starts with ``val_`` are dashed. The x axis is the epoch (1, 2, ...; integer ticks).
     """
     series = getattr(history, "history", history)
     if keys is not None:
@@ -192,6 +224,7 @@ def training_curve(history, keys=("loss", "val_loss"), title="training curve",
         ax.plot(np.arange(1, values.size + 1), values, "--" if name.startswith("val_") else "-",
                 label=name, marker="." if values.size < 30 else None)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if ax.lines:
@@ -237,7 +270,8 @@ def warp(dist, layers=None, n=8000, seed=0, cols=4, panel=3.0, titles=None):
     """The layer-by-layer warp: one panel per stage of ``warp_stages``, coloured by quadrant.
 
     Panel 0 is the base ``N(0, I)``; panel ``i`` is titled ``"i: <layer type>"``. Each panel
-    has its own axis box (the central 99% of its points). Size ``cols·panel x rows·panel`` in.
+    has its own axis box (the central 99% of its points), with ticks in that layer's
+    coordinates. Size ``cols·panel x rows·panel`` in.
     """
     if layers is None:
         from tfp_flows.flows import layers_of
@@ -252,36 +286,45 @@ def warp(dist, layers=None, n=8000, seed=0, cols=4, panel=3.0, titles=None):
     for ax, pts, title in zip(axes, stages, titles):
         pts = pts[:, :2]
         draw_points(ax, pts, limits(pts), color=quadrant, size=1.0, alpha=0.6,
-                 cmap=_QUADRANT_CMAP, vmin=0, vmax=3)
-        _clean(ax, title)
+                    cmap=_QUADRANT_CMAP, vmin=0, vmax=3)
+        style_axes(ax, title)
     for ax in axes[len(stages):]:
         ax.set_axis_off()
     fig.tight_layout()
     return fig
 
 
-def density_grid(rows, lims, grid=150, panel=2.6, row_labels=None):
+def density_grid(rows, lims, grid=150, panel=2.6, row_labels=None, relative=False,
+                 label=None):
     """A grid of density panels: ``rows[r]`` is a list of ``(title, dist_or_log_prob_fn)``.
 
-    Each panel shows ``p`` scaled by its 99.5% grid quantile (``draw_density``), so
-    unnormalised target densities and normalised flow densities are comparable in shape.
-    ``lims`` is one box for all panels or one per row.
-    Size ``(max row length)·panel x len(rows)·panel`` in.
+    Each row shares one colour scale, topped at the largest 99.5% grid quantile of its
+    panels (``draw_density``), with one colour bar at its right end: normalised densities
+    compare in their own units (``label`` defaults to ``"p(x)"``). With ``relative=True``
+    every panel is divided by its own quantile first (``"relative density"``), for
+    unnormalised targets. ``lims`` is one box for all panels or one per row.
+    Size ``(max row length)·panel + bar x len(rows)·panel`` in.
     """
     cols = max(len(r) for r in rows)
-    fig = new_figure(cols * panel, len(rows) * panel)
+    fig = new_figure(cols * panel + 0.6, len(rows) * panel)
     axes = np.asarray(fig.subplots(len(rows), cols, squeeze=False))
     per_row = np.ndim(lims) == 3
+    label = label or ("relative density" if relative else "p(x)")
     for r, row in enumerate(rows):
         box = lims[r] if per_row else lims
+        images = []
         for c in range(cols):
             ax = axes[r, c]
             if c >= len(row):
                 ax.set_axis_off()
                 continue
             title, dist = row[c]
-            draw_density(ax, dist, box, grid=grid)
-            _clean(ax, title)
+            images.append(draw_density(ax, dist, box, grid=grid, relative=relative))
+            style_axes(ax, title)
+        top = max(image.norm.vmax for image in images)
+        for image in images:
+            image.set_clim(0.0, top)
+        colorbar(fig, images[-1], axes[r, len(row) - 1], label)
         if row_labels:
             axes[r, 0].set_ylabel(row_labels[r])
     fig.tight_layout()
@@ -289,32 +332,35 @@ def density_grid(rows, lims, grid=150, panel=2.6, row_labels=None):
 
 
 def density_comparison(true_log_prob, flows, lims, grid=150, panel=2.6,
-                       true_title="true (unnormalised)"):
+                       true_title="true density", relative=False):
     """One row: the target ``true_log_prob`` | each flow of the dict ``{title: dist}``."""
     row = [(true_title, true_log_prob)] + list(flows.items())
-    return density_grid([row], lims, grid=grid, panel=panel)
+    return density_grid([row], lims, grid=grid, panel=panel, relative=relative)
 
 
 def gallery(rows, grid=150, panel=2.6, n_show=4000):
-    """One row per dataset: data | flow density | flow samples.
+    """One row per dataset: data | flow density (with its colour bar) | flow samples.
 
     ``rows`` is a list of ``(name, data [N, 2], dist, samples [M, 2])``. Each row shares
-    the plot box of its data. Size ``3·panel x len(rows)·panel`` in.
+    the plot box of its data; ticks are in data coordinates. Size
+    ``3·panel + bar x len(rows)·panel`` in.
     """
-    fig = new_figure(3 * panel, len(rows) * panel)
+    fig = new_figure(3 * panel + 0.6, len(rows) * panel)
     axes = np.asarray(fig.subplots(len(rows), 3, squeeze=False))
     for r, (name, data, dist, samples) in enumerate(rows):
         lims = limits(data, quantile=0.0, pad=0.05)
         draw_points(axes[r, 0], np.asarray(data)[:n_show], lims, color="#1f77b4")
-        draw_density(axes[r, 1], dist, lims, grid=grid)
+        image = draw_density(axes[r, 1], dist, lims, grid=grid)
+        colorbar(fig, image, axes[r, 1], "p(x)" if r == 0 else None)
         draw_points(axes[r, 2], np.asarray(samples)[:n_show], lims, color="#d62728")
         for c, title in enumerate(("data", "flow density", "flow samples")):
-            _clean(axes[r, c], title if r == 0 else None)
+            style_axes(axes[r, c], title if r == 0 else None)
         axes[r, 0].set_ylabel(name)
     fig.tight_layout()
     return fig
 
 
-__all__ = ["DPI", "data_vs_samples", "density_comparison", "density_grid", "draw_density",
-           "draw_points", "figure_pixels", "gallery", "grid_log_prob", "layer_name", "limits",
-           "log_density", "new_figure", "save", "training_curve", "warp", "warp_stages"]
+__all__ = ["DPI", "colorbar", "data_vs_samples", "density_comparison", "density_grid",
+           "draw_density", "draw_points", "figure_pixels", "gallery", "grid_log_prob",
+           "layer_name", "limits", "log_density", "new_figure", "save", "style_axes",
+           "training_curve", "warp", "warp_stages"]
