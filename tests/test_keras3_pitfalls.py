@@ -1,4 +1,4 @@
-"""The failures of ../shared/probes/keras3_pitfalls.py, fixed by tfp_flows' template."""
+"""The Keras 3 pitfalls ``python -m tfp_flows.pitfalls`` shows, and tfp_flows' fixes of them."""
 
 import keras
 import numpy as np
@@ -7,6 +7,7 @@ import tensorflow_probability as tfp
 
 import tfp_flows
 from tfp_flows import bijectors as fb
+from tfp_flows import pitfalls
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -58,3 +59,16 @@ def test_conditioning_input_reaches_the_template():
     assert not np.allclose(y_a.numpy(), y_b.numpy())
     x_back = bijector.inverse(tf.constant(y_b.numpy()), conditional_input=cond_b)
     np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=1e-5)
+
+
+def test_the_demonstration_shows_each_pitfall_and_its_fix():
+    # The TFP side is a canary: if TFP or Keras fix a pitfall, the README and the demo change.
+    assert pitfalls.template_variables() == {"tfp": 0, "tfp_flows": 1}
+    layer = pitfalls.keras_layer_as_template()
+    assert layer["tfp"].startswith("ValueError") and layer["tfp_flows"] == "worked"
+    runs = pitfalls.keras_model_training(epochs=2)
+    assert runs["tfp"]["model_weights"] == 0 and runs["tfp"]["distribution_variables"] == 1
+    assert runs["tfp"]["losses"][0] == runs["tfp"]["losses"][-1]
+    ours = runs["tfp_flows"]
+    assert ours["model_weights"] == ours["distribution_variables"] > 0
+    assert ours["losses"][-1] < ours["losses"][0] - 0.05
