@@ -26,7 +26,7 @@ from tfp_flows import energies as _energies
 from tfp_flows import flows as _flows
 from tfp_flows._mode import training_mode
 from tfp_flows._variables import keras_variable_of
-from tfp_flows.training import checks
+from tfp_flows.training import checks, execution
 from tfp_flows.training.guards import NaNGuard
 
 
@@ -110,6 +110,7 @@ class FlowModel(keras.Model):
         self.num_samples = None
         self._seed_generator = None
         self.stop_reason = None
+        self._executions = execution.Executions()
         self.built = True
 
     # ----------------------------------------------------------------- construction
@@ -279,15 +280,40 @@ class FlowModel(keras.Model):
         return (checks.check_data(validation_data, self.event_size, self._distribution.dtype,
                                   "validation_data"),)
 
+    def make_train_function(self, force=False):
+        """Keras's train function; with ``steps_per_execution > 1`` one whose last execution
+        of an epoch is short, so that an epoch runs exactly ``steps_per_epoch`` steps
+        (``training/execution.py``)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        if self.steps_per_execution > 1 and not self.run_eagerly:
+            self.train_function = execution.multi_step_function(
+                self, self.train_step, self.train_function, self._executions)
+        return self.train_function
+
+    def _callbacks(self, callbacks, verbose):
+        """The user's callbacks plus the step plan and (unless the user brought one, or
+        ``verbose=0``) the progress bar that counts what ran."""
+        callbacks = list(callbacks or [])
+        if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger)
+                                    for c in callbacks):
+            callbacks.append(execution.Progress(self._executions))
+        return callbacks + [execution.StepPlan(self._executions)]
+
+    def _require_compiled(self, method):
+        if getattr(self, "optimizer", None) is None or not self.compiled:
+            raise RuntimeError(f"Call `model.compile(optimizer=...)` before `{method}`.")
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_data=None, steps_per_epoch=None, **kwargs):
+            validation_data=None, steps_per_epoch=None, validation_steps=None, **kwargs):
         """Keras ``fit``. Data are checked first (NaN/inf, event size, dtype, emptiness).
 
+        Runs exactly ``epochs × steps_per_epoch`` steps for every ``steps_per_execution``.
         In reverse-KL mode ``x`` is not needed: ``fit(epochs=..., steps_per_epoch=...)``
         (``steps_per_epoch`` defaults to 100).
         """
-        if self.optimizer is None:
-            raise RuntimeError("Call `model.compile(optimizer=...)` before `fit`.")
+        self._require_compiled("fit")
         if self._target is not None:
             if x is None:
                 x = self._dummy_data()
@@ -300,24 +326,41 @@ class FlowModel(keras.Model):
                                  "without data.")
             x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
         validation_data = self._check_validation(validation_data)
+        validation_data, validation_steps = _take(validation_data, validation_steps)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle a dataset
         self.guard.reset()
         self.stop_reason = None
-        callbacks = list(callbacks or []) + [_GuardStop(self.guard)]
+        callbacks = self._callbacks(callbacks, verbose) + [_GuardStop(self.guard)]
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                            callbacks=callbacks, validation_data=validation_data,
-                           steps_per_epoch=steps_per_epoch, **kwargs)
+                           steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                           **kwargs)
 
-    def evaluate(self, x=None, y=None, steps=None, **kwargs):
-        """Keras ``evaluate``; in reverse-KL mode ``x`` is not needed (``steps`` defaults to 10)."""
+    def evaluate(self, x=None, y=None, steps=None, verbose="auto", callbacks=None, **kwargs):
+        """Keras ``evaluate``; runs exactly ``steps`` batches (all of ``x`` if None). In
+        reverse-KL mode ``x`` is not needed (``steps`` defaults to 10)."""
+        self._require_compiled("evaluate")
+        if kwargs.get("_use_cached_eval_dataset"):  # fit's validation: checked by fit
+            return super().evaluate(x, y, steps=steps, verbose=verbose, callbacks=callbacks,
+                                    **kwargs)
         if self._target is not None and x is None:
             x, steps = self._dummy_data(), steps or 10
         elif self._target is None:
             if x is None:
                 raise ValueError("FlowModel.evaluate needs data `x`.")
             x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
-        return super().evaluate(x, y, steps=steps, **kwargs)
+        x, steps = _take(x, steps)
+        return super().evaluate(x, y, steps=steps, verbose=verbose,
+                                callbacks=self._callbacks(callbacks, verbose), **kwargs)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """``log q(x)``, ``[N]``, for an array ``[N, D]`` or a dataset of batches (exactly
+        ``steps`` of them if given); the input is checked as in ``fit``."""
+        x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
+        x, steps = _take(x, steps)
+        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                               callbacks=self._callbacks(callbacks, verbose))
 
     # ----------------------------------------------------------------- serialisation
     def get_config(self):
@@ -360,3 +403,18 @@ class FlowModel(keras.Model):
         if target is not None:
             return cls.for_target(target, distribution, num_samples=num_samples, **config)
         return cls(distribution, **config)
+
+
+def _take(data, steps):
+    """``(data.take(steps), None)`` for a dataset and ``steps``, else ``(data, steps)``.
+
+    Evaluation and prediction start a fresh iterator on every call, so this is the same data;
+    Keras's multi-step loop then ends with the data instead of running up to
+    ``steps_per_execution`` batches past ``steps``.
+    """
+    if isinstance(data, tuple) and len(data) == 1:
+        data, steps = _take(data[0], steps)
+        return (data,), steps
+    if steps is None or not isinstance(data, tf.data.Dataset):
+        return data, steps
+    return data.take(int(steps)), None

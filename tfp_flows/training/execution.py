@@ -1,0 +1,157 @@
+"""Exact step counts and a progress bar that counts what ran, with ``steps_per_execution = k > 1``.
+
+Keras 3.15's TensorFlow trainer runs ``fit`` in *executions*: each call of the train function
+runs a ``tf.while_loop`` of ``k`` steps that stops early only when the data iterator runs out,
+and the epoch loop starts executions at ``0, k, 2k, ... < steps_per_epoch``. Where an epoch has
+no natural end (``steps_per_epoch`` over repeated data, the reverse-KL sample stream) the last
+execution runs all ``k`` steps (``steps_per_epoch=100`` runs 128 steps with ``k = 32``), and the
+progress bar counts ``begin + k`` per execution (``128/118``, a negative ETA).
+
+Here:
+
+* training: ``multi_step_function`` runs ``n = min(k, steps_per_epoch - begin)`` steps, with
+  ``n`` a tensor argument (one trace serves every ``n``): the last execution of an epoch is
+  short. ``StepPlan`` (a callback) sets ``n`` at ``on_train_batch_begin(begin)``;
+* evaluation and prediction start a fresh iterator per call, so ``FlowModel`` applies their
+  ``steps`` as ``dataset.take(steps)`` and Keras's own loop ends where the data end;
+* ``Progress`` (a ``ProgbarLogger``) shows the number of steps that ran and hides the NaN guard's
+  counters while they are 0 (they stay in the logs and ``history``).
+"""
+
+import keras
+import tensorflow as tf
+
+from tfp_flows.training.guards import NaNGuard
+
+
+class Executions:
+    """What the next training execution may run (``size``) and where the last one ended."""
+
+    def __init__(self):
+        self.size = None   # steps the next execution may run; None: steps_per_execution
+        self.begin = 0     # index of its first step in the epoch
+        self.end = None    # index of the last step that ran in the epoch (None: none yet)
+
+
+class StepPlan(keras.callbacks.Callback):
+    """Sets ``Executions.size`` to ``min(k, steps_per_epoch - begin)`` before each execution."""
+
+    def __init__(self, executions):
+        super().__init__()
+        self.executions = executions
+
+    def on_train_batch_begin(self, batch, logs=None):
+        k = self.model.steps_per_execution
+        steps = self.params.get("steps")
+        self.executions.begin = batch
+        self.executions.size = k if not steps else max(1, min(k, steps - batch))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.executions.end = None
+
+    def on_train_end(self, logs=None):
+        self.executions.size = None
+
+
+def _to_none(data):
+    """Empty ``tf.experimental.Optional`` entries (Keras's encoding of ``None``) -> ``None``."""
+    return tf.nest.map_structure(
+        lambda v: None if isinstance(v, tf.experimental.Optional) else v, data)
+
+
+def multi_step_function(model, step_function, fallback, executions):
+    """A train function running ``executions.size`` steps of ``step_function`` per call.
+
+    Args:
+      model: the ``keras.Model`` (its ``distribute_strategy``, ``jit_compile`` and
+        ``steps_per_execution`` are read).
+      step_function: ``data -> logs`` (the model's ``train_step``).
+      fallback: Keras's train function, used for inputs that are not ``tf.data`` iterators
+        (``train_on_batch``).
+      executions: the ``Executions`` record shared with ``StepPlan`` and ``Progress``.
+
+    Returns:
+      ``iterator -> logs`` of the last step that ran; raises ``StopIteration`` if the iterator
+      was already exhausted (as Keras's does).
+    """
+    strategy = model.distribute_strategy
+
+    @tf.function(reduce_retracing=True, jit_compile=model.jit_compile)
+    def one_step(data):
+        logs = strategy.run(lambda d: step_function(_to_none(d)), args=(data,))
+        return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), logs)
+
+    @tf.function(reduce_retracing=True)
+    def run(iterator, num_steps, initial_logs):
+        def cond(i, inputs, logs):
+            return (i < num_steps) & inputs.has_value()
+
+        def body(i, inputs, logs):
+            logs = one_step(inputs.get_value())
+            # Pull the next batch only if it will be used: a pulled batch is consumed.
+            inputs = tf.cond(i + 1 < num_steps, iterator.get_next_as_optional, lambda: inputs)
+            return i + 1, inputs, logs
+
+        ran, _, logs = tf.while_loop(
+            cond, body, [tf.constant(0), iterator.get_next_as_optional(), initial_logs])
+        return ran, logs
+
+    initial = {}
+
+    def function(iterator):
+        if not isinstance(iterator, tf.data.Iterator | tf.distribute.DistributedIterator):
+            return fallback(iterator)
+        if "logs" not in initial:  # the logs' structure, from the step's trace
+            outputs = one_step.get_concrete_function(iterator.element_spec).structured_outputs
+            initial["logs"] = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype),
+                                                    outputs)
+        size = executions.size or model.steps_per_execution
+        ran, logs = run(iterator, tf.constant(size), initial["logs"])
+        ran = int(ran)
+        if ran == 0:
+            raise StopIteration
+        executions.end = executions.begin + ran - 1
+        return logs
+
+    return function
+
+
+class Progress(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, counting the steps that ran.
+
+    Training: the bar shows ``Executions.end + 1``; evaluation and prediction (whose last
+    execution ends with the data): at most the known number of steps. The NaN guard's counters
+    are shown only once one of them is non-zero, and a ``kl`` equal to ``loss`` is not repeated.
+    """
+
+    def __init__(self, executions):
+        super().__init__()
+        self.executions = executions
+
+    @staticmethod
+    def _shown(logs):
+        if not logs:
+            return logs
+        acted = any(float(logs.get(k, 0)) != 0 for k in NaNGuard.LOG_KEYS)
+        return {k: v for k, v in logs.items()
+                if (acted or k not in NaNGuard.LOG_KEYS)
+                and not (k == "kl" and "loss" in logs and float(v) == float(logs["loss"]))}
+
+    def _ran(self, batch):
+        return min(batch, self.target - 1) if self.target else batch  # target: the steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        end = self.executions.end
+        super().on_train_batch_end(self._ran(batch if end is None else end), self._shown(logs))
+
+    def on_test_batch_end(self, batch, logs=None):
+        super().on_test_batch_end(self._ran(batch), self._shown(logs))
+
+    def on_predict_batch_end(self, batch, logs=None):
+        super().on_predict_batch_end(self._ran(batch), logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, self._shown(logs))
+
+    def on_test_end(self, logs=None):
+        super().on_test_end(self._shown(logs))
