@@ -1,16 +1,26 @@
-"""PyTorch peer: the same RealNVP in zuko, on CPU, under the same protocol (optional extra).
+"""PyTorch peers: zuko's RealNVP, NSF and MAF, on CPU, under the same protocol (optional extra).
 
 Runs only when ``torch`` and ``zuko`` import (``pip install .[peers]``); otherwise the section
 returns ``{"skipped": "skipped: PyTorch peers not installed ...; pip install .[peers]"}``,
 prints that message, and the report shows it in place of the numbers.
 
-Model ``torch_zuko_realnvp``: ``zuko.flows.RealNVP(D, transforms=num_layers,
-hidden_features=hidden_layers, activation=ReLU)``: ``num_layers`` affine couplings, each
-conditioned by an MLP (``hidden_layers``, ReLU), with masks that alternate between couplings
-(for D = 2 the two coordinates take turns, as the swap in tfp_flows and the permutation in the
-TFP reference), over a standard normal base. Everything else is zuko's default, as a zuko user
-gets it: PyTorch's default ``Linear`` initialisation and zuko's soft-bounded log-scale
-``a / (1 + |a| / ln 1000)`` (|log-scale| < 6.91).
+Models (``MODELS``; ``config["peer_models"]`` selects), each ``num_layers`` transforms with
+MLPs of ``hidden_layers`` (ReLU) over a standard normal base, everything else zuko's default as
+a zuko user gets it (PyTorch's default ``Linear`` initialisation):
+
+* ``torch_zuko_realnvp``: ``zuko.flows.RealNVP``: affine couplings with masks that alternate
+  between couplings (for D = 2 the coordinates take turns, as the swap in tfp_flows and the
+  permutation in the TFP reference), zuko's soft-bounded log-scale ``a / (1 + |a| / ln 1000)``;
+  trained with the protocol's constant Adam (as the TFP references);
+* ``torch_zuko_nsf``: ``zuko.flows.NSF``: monotonic rational-quadratic splines (8 bins on
+  ``[-5, 5]``, identity outside), **autoregressive** (zuko's default: MADE conditioners, one
+  network pass per ``log_prob``, D passes per ``sample``);
+* ``torch_zuko_maf``: ``zuko.flows.MAF``: affine autoregressive transforms (MADE), orders
+  reversed between transforms;
+  ``_nsf`` and ``_maf`` train with the schedule of ``tfp_flows.training.flow_optimizer``
+  (linear warm-up over ``min(100, T // 10)`` steps to 4e-3, cosine decay to 0 at the last step,
+  as ``torch.optim.lr_scheduler.LambdaLR``), the schedule tfp_flows' builders get in the quality
+  section (issue 10 compares with "zuko NSF, cosine schedule").
 
 Protocol (``protocol.py``): the same minibatches (``protocol.train_dataset``'s seeded pipeline,
 each batch copied into a torch tensor), ``torch.optim.Adam(learning_rate, eps=1e-7)`` (Keras'
@@ -24,17 +34,20 @@ pool does not stall that way. Set ``OMP_WAIT_POLICY`` yourself to override; the 
 
 Result (key ``peers`` of the results JSON), shaped like the other sections:
 
-* ``quality``: ``{dataset: {"entropy_floor": f, "models": {MODEL: result}}}`` with the
+* ``quality``: ``{dataset: {"entropy_floor": f, "models": {model: result}}}`` with the
   ``trainers`` result dict (``steps_per_s``, ``curve``, ``test_nll``, ``peak_mem_mib``);
-* ``train_speed``: ``{MODEL: {...}, "tfp_realnvp": {...}}`` on two moons: ``speed_rounds``
-  rounds of ``speed_round_steps`` steps, each round running the torch model and then the TFP
-  reference (``reference.realnvp`` in the hand-written loop) in this process, so
-  ``ratio_to_tfp_realnvp`` is a per-round ratio as in ``speed.py``;
-* ``density``: ``{MODEL: {"eager": {"log_prob_points_per_s", "sample_points_per_s",
+* ``train_speed``: ``{model: {...}, "tfp_realnvp": {...}, ...}`` on two moons:
+  ``speed_rounds`` rounds of ``speed_round_steps`` steps, each round running every torch model
+  and then, in this process, the TFP reference (``tfp_realnvp``) and tfp_flows' ``fit`` of its
+  builders (``TF_MODELS``, as in ``speed.py``), so every ratio (``ratio_to_tfp_realnvp``, and
+  ``ratio_to_<peer>`` for a tfp_flows builder and its zuko counterpart in ``COUNTERPARTS``) is
+  a per-round ratio;
+* ``density``: ``{model: {"eager": {"log_prob_points_per_s", "sample_points_per_s",
   "peak_mem_mib"}}}`` on ``speed_points`` points in one call (``torch.inference_mode``,
   untrained model, median of 5 calls), the counterpart of ``speed.density``.
 """
 
+import math
 import os
 import sys
 import time
@@ -45,7 +58,11 @@ import numpy as np
 from benchmarks import protocol
 
 LIBRARY = "zuko"
-MODEL = f"torch_{LIBRARY}_realnvp"
+MODELS = ("torch_zuko_realnvp", "torch_zuko_nsf", "torch_zuko_maf")
+SCHEDULED = ("torch_zuko_nsf", "torch_zuko_maf")  # trained with flow_optimizer's schedule
+TF_MODELS = ("tfp_realnvp", "tfp_flows_fit")
+COUNTERPARTS = {"tfp_flows_fit": "torch_zuko_realnvp", "tfp_flows_nsf_fit": "torch_zuko_nsf",
+                "tfp_flows_maf_fit": "torch_zuko_maf"}
 INSTALL_HINT = "pip install .[peers]"
 
 
@@ -69,24 +86,31 @@ def skip_message(reason):
     return f"skipped: PyTorch peers not installed ({reason}); {INSTALL_HINT}"
 
 
+def models(config):
+    return list(config.get("peer_models") or MODELS)
+
+
 def run(config, log=print):
-    """Trains and times ``MODEL`` (see the module docstring); a skip note without torch/zuko."""
+    """Trains and times ``MODELS`` (see the module docstring); a skip note without torch/zuko."""
     torch, zuko, reason = _import_peers()
     if torch is None:
         message = skip_message(reason)
         log(f"peers: {message}")
-        return {"model": MODEL, "library": LIBRARY, "skipped": message}
+        return {"models": models(config), "library": LIBRARY, "skipped": message}
     _set_threads(torch, config)
     peer = _Peer(torch, zuko, config)
-    out = {"model": MODEL, "library": LIBRARY,
+    out = {"models": models(config), "library": LIBRARY,
            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
            "versions": {"torch": torch.__version__, "zuko": zuko.__version__},
            "threads": {"intra_op": torch.get_num_threads(),
                        "inter_op": torch.get_num_interop_threads(),
                        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
-           "parameters": sum(p.numel() for p in peer.build(2).parameters()),
-           "quality": _quality(peer, config, log), "train_speed": _train_speed(peer, config, log),
-           "density": _density(peer, config, log)}
+           "parameters": {m: sum(p.numel() for p in peer.build(2, m).parameters())
+                          for m in models(config)},
+           }
+    parts = {"quality": _quality, "train_speed": _train_speed, "density": _density}
+    for part in config.get("peer_parts") or parts:
+        out[part] = parts[part](peer, config, log)
     return out
 
 
@@ -104,18 +128,25 @@ class _Peer:
     def __init__(self, torch, zuko, config):
         self.torch, self.zuko, self.config = torch, zuko, config
 
-    def build(self, event_size):
+    def build(self, event_size, model):
         torch, config = self.torch, self.config
         torch.manual_seed(config["seed"])
-        return self.zuko.flows.RealNVP(event_size, transforms=config["num_layers"],
-                                       hidden_features=list(config["hidden_layers"]),
-                                       activation=torch.nn.ReLU)
+        family = {"torch_zuko_realnvp": self.zuko.flows.RealNVP,
+                  "torch_zuko_nsf": self.zuko.flows.NSF,
+                  "torch_zuko_maf": self.zuko.flows.MAF}[model]
+        return family(event_size, transforms=config["num_layers"],
+                      hidden_features=list(config["hidden_layers"]), activation=torch.nn.ReLU)
 
-    def make_step(self, flow):
-        """``step(batch) -> loss``: one Adam step on the mean NLL, gradients clipped."""
+    def make_step(self, flow, model, total_steps):
+        """``step(batch) -> loss``: one Adam step on the mean NLL, gradients clipped; for
+        ``SCHEDULED`` models the learning rate follows ``flow_optimizer(total_steps)``."""
         torch, config = self.torch, self.config
         params = list(flow.parameters())
-        optimizer = torch.optim.Adam(params, lr=config["learning_rate"], eps=1e-7)
+        scheduled = model in SCHEDULED
+        peak = FLOW_OPTIMIZER_PEAK if scheduled else config["learning_rate"]
+        optimizer = torch.optim.Adam(params, lr=peak, eps=1e-7)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: flow_optimizer_factor(t, total_steps)) if scheduled else None
 
         def step(batch):
             optimizer.zero_grad(set_to_none=True)
@@ -123,6 +154,8 @@ class _Peer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config["global_clipnorm"])
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             return loss
 
         return step
@@ -137,14 +170,14 @@ class _Peer:
         with self.torch.no_grad():
             return float(-flow().log_prob(x).mean())
 
-    def train(self, x_train, x_test, steps):
+    def train(self, model, x_train, x_test, steps):
         """As ``trainers.train_loop``: returns ``steps_per_s``, ``curve``, ``test_nll``,
         ``peak_mem_mib``."""
         warmup, eval_every = self.config["warmup_steps"], self.config["eval_every"]
         x_test = self.torch.tensor(x_test)
         with protocol.PeakMemory() as memory:
-            flow = self.build(x_train.shape[-1])
-            step, batches = self.make_step(flow), self.batches(x_train)
+            flow = self.build(x_train.shape[-1], model)
+            step, batches = self.make_step(flow, model, steps), self.batches(x_train)
             seconds, curve, t0 = 0.0, [], None
             for s in range(1, steps + 1):
                 step(next(batches))
@@ -161,10 +194,10 @@ class _Peer:
                 "curve": [[int(s), protocol.finite_or_none(v)] for s, v in curve],
                 "test_nll": protocol.finite_or_none(nll), "peak_mem_mib": memory.mib}
 
-    def speed_round(self, x_train):
+    def speed_round(self, model, x_train):
         """``run(steps) -> (steps, seconds)`` after ``warmup_steps`` untimed steps."""
-        flow = self.build(x_train.shape[-1])
-        step, batches = self.make_step(flow), self.batches(x_train)
+        flow = self.build(x_train.shape[-1], model)
+        step, batches = self.make_step(flow, model, 10**9), self.batches(x_train)
         for _ in range(self.config["warmup_steps"]):
             step(next(batches))
 
@@ -185,30 +218,26 @@ def _quality(peer, config, log):
         x_train, x_test = datasets.train_test(name, config["n_train"], config["n_test"],
                                               seed=config["seed"])
         x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
-        r = peer.train(x_train, x_test, config["quality_steps"])
-        log(f"peers quality {name:16s} {MODEL} nll={r['test_nll']} "
-            f"steps/s={r['steps_per_s']:.1f}")
-        out[name] = {"entropy_floor": protocol.ENTROPY_FLOORS.get(name), "models": {MODEL: r}}
+        results = {}
+        for model in models(config):
+            r = results[model] = peer.train(model, x_train, x_test, config["quality_steps"])
+            log(f"peers quality {name:16s} {model} nll={r['test_nll']} "
+                f"steps/s={r['steps_per_s']:.1f}")
+        out[name] = {"entropy_floor": protocol.ENTROPY_FLOORS.get(name), "models": results}
     return out
 
 
-def _tfp_reference_round(config, x_train):
-    """The TFP reference in the hand-written loop (``speed.py``'s ``tfp_realnvp``)."""
-    from benchmarks import reference, speed
-
-    return speed.loop_round(reference.realnvp(x_train.shape[-1], config["num_layers"],
-                                              config["hidden_layers"], seed=config["seed"]),
-                            x_train, config, jit=False)
-
-
 def _train_speed(peer, config, log):
+    from benchmarks import speed
     from tfp_flows import datasets
 
     x_train = np.asarray(datasets.load("two_moons", config["n_train"], seed=config["seed"]),
                          np.float32)
+    tf_runners = speed.runners(config, x_train)
+    makers = {m: (lambda m=m: peer.speed_round(m, x_train)) for m in models(config)}
+    makers.update({m: tf_runners[m] for m in TF_MODELS if m in tf_runners})
     runs, out = {}, {}
-    for name, make in ((MODEL, lambda: peer.speed_round(x_train)),
-                       ("tfp_realnvp", lambda: _tfp_reference_round(config, x_train))):
+    for name, make in makers.items():
         with protocol.PeakMemory() as memory:
             runs[name] = make()
             runs[name](config["speed_round_steps"])  # first round untimed, as in speed.py
@@ -217,33 +246,53 @@ def _train_speed(peer, config, log):
         for name, run in runs.items():
             steps, seconds = run(config["speed_round_steps"])
             out[name]["rounds"].append(steps / seconds)
-    ref = out["tfp_realnvp"]["rounds"]
+    speed.add_ratios(out)
+    for ours, theirs in COUNTERPARTS.items():
+        if ours in out and theirs in out:
+            out[ours][f"ratio_to_{theirs}"] = float(np.median(
+                np.divide(out[ours]["rounds"], out[theirs]["rounds"])))
     for name, r in out.items():
-        r["steps_per_s"] = float(np.median(r["rounds"]))
-        r["ratio_to_tfp_realnvp"] = float(np.median(np.divide(r["rounds"], ref)))
         log(f"peers train speed {name:20s} {r['steps_per_s']:8.1f} steps/s  "
-            f"(rounds {', '.join(f'{v:.0f}' for v in r['rounds'])})")
+            + "  ".join(f"{k.replace('ratio_to_', '×')} {v:.2f}" for k, v in r.items()
+                        if k.startswith("ratio_to_"))
+            + f"  (rounds {', '.join(f'{v:.0f}' for v in r['rounds'])})")
     return out
 
 
 def _density(peer, config, log):
     torch, n, d = peer.torch, config["speed_points"], 2
-    flow = peer.build(d)
     x = torch.tensor(np.random.default_rng(config["seed"]).normal(size=[n, d]),
                      dtype=torch.float32)
+    out = {}
+    for model in models(config):
+        flow = peer.build(d, model)
 
-    def log_prob(points):
-        with torch.inference_mode():
-            return flow().log_prob(points)
+        def log_prob(points, flow=flow):
+            with torch.inference_mode():
+                return flow().log_prob(points)
 
-    def sample(count):
-        with torch.inference_mode():
-            return flow().sample((count,))
+        def sample(count, flow=flow):
+            with torch.inference_mode():
+                return flow().sample((count,))
 
-    with protocol.PeakMemory() as memory:
-        lp = protocol.points_per_second(log_prob, x)
-        sp = protocol.points_per_second(sample, n)
-    log(f"peers density {MODEL:18s} eager log_prob {lp / 1e6:6.2f} M/s  "
-        f"sample {sp / 1e6:6.2f} M/s  mem {memory.mib:6.1f} MiB")
-    return {MODEL: {"eager": {"log_prob_points_per_s": lp, "sample_points_per_s": sp,
-                              "peak_mem_mib": memory.mib}}}
+        with protocol.PeakMemory() as memory:
+            lp = protocol.points_per_second(log_prob, x)
+            sp = protocol.points_per_second(sample, n)
+        log(f"peers density {model:18s} eager log_prob {lp / 1e6:6.2f} M/s  "
+            f"sample {sp / 1e6:6.2f} M/s  mem {memory.mib:6.1f} MiB")
+        out[model] = {"eager": {"log_prob_points_per_s": lp, "sample_points_per_s": sp,
+                                "peak_mem_mib": memory.mib}}
+    return out
+
+
+FLOW_OPTIMIZER_PEAK = 4e-3  # tfp_flows.training.flow_optimizer's default learning_rate
+
+
+def flow_optimizer_factor(t, total_steps):
+    """``lr(t) / peak`` of ``flow_optimizer(total_steps)`` (its docstring): linear warm-up over
+    ``min(100, T // 10)`` steps, then cosine decay to 0 at ``T``."""
+    warmup = min(100, total_steps // 10)
+    if t < warmup:
+        return t / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(t - warmup, total_steps - warmup)
+                                 / (total_steps - warmup)))

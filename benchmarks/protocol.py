@@ -22,8 +22,10 @@ FULL = dict(
     quality_steps=3000, eval_every=100, digits_steps=2000, speed_points=100_000,
     speed_rounds=10, speed_round_steps=100, num_layers=8, hidden_layers=[64, 64],
     speed_models=None,
-    quality_models=["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_realnvp", "tfp_realnvp_tanh",
-                    "tfp_realnvp_tanh_sched", "tfp_maf"],
+    quality_models=["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_flows_nsf", "tfp_flows_maf",
+                    "tfp_flows_iaf", "tfp_realnvp", "tfp_realnvp_tanh", "tfp_realnvp_tanh_sched",
+                    "tfp_maf"],
+    peer_models=None,
     datasets=["two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spirals",
               "leaky_relu_toy"],
     scaling_dims=[2, 8, 32, 128, 512], scaling_steps=200, scaling_max_seconds=8.0,
@@ -36,7 +38,9 @@ SMOKE = dict(
     digits_steps=10, speed_points=2048, speed_rounds=2, speed_round_steps=5, num_layers=1,
     hidden_layers=[16], datasets=["two_moons"], scaling_dims=[2, 4], scaling_steps=5,
     scaling_max_seconds=2.0, lu_layers=1, planar_dims=[2], planar_layers=2,
-    speed_models=["tfp_flows_fit", "tfp_realnvp"],
+    speed_models=["tfp_flows_fit", "tfp_realnvp", "tfp_realnvp_careful_round"],
+    quality_models=["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_realnvp", "tfp_realnvp_tanh",
+                    "tfp_realnvp_tanh_sched", "tfp_maf"],
 )
 
 # Entropy (nats) of the data-generating densities, where known: no model can beat it on average.

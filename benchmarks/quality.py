@@ -7,6 +7,10 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
   100-step warm-up to 4e-3, cosine decay to 0 at the last step, the same clipping);
 * ``tfp_flows_fit_adam``: the same with the protocol's constant Adam 1e-3 (what the
   schedule is worth);
+* ``tfp_flows_nsf``, ``tfp_flows_maf``, ``tfp_flows_iaf``: ``flows.nsf`` (spline couplings),
+  ``flows.maf`` and ``flows.iaf`` (MADE, affine) with their defaults and ``num_layers`` /
+  ``hidden_layers``, trained as ``tfp_flows_fit`` (``fit`` with ``flow_optimizer``); IAF's
+  ``log_prob`` costs D network passes, which is cheap at D = 2;
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
 * ``tfp_realnvp``: the TFP reference (``reference.realnvp``, unbounded log-scale) in that loop;
@@ -21,8 +25,10 @@ import numpy as np
 from benchmarks import protocol, reference, trainers
 
 # Choose with config["quality_models"] (or run.py --models).
-MODELS = ["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_flows_loop", "tfp_realnvp",
-          "tfp_realnvp_tanh", "tfp_realnvp_tanh_sched", "tfp_maf"]
+MODELS = ["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_flows_nsf", "tfp_flows_maf",
+          "tfp_flows_iaf", "tfp_flows_loop", "tfp_realnvp", "tfp_realnvp_tanh",
+          "tfp_realnvp_tanh_sched", "tfp_maf"]
+BUILDERS = {"tfp_flows_nsf": "nsf", "tfp_flows_maf": "maf", "tfp_flows_iaf": "iaf"}
 
 
 def ours(config, event_size, seed, batch_norm=False):
@@ -30,6 +36,15 @@ def ours(config, event_size, seed, batch_norm=False):
 
     return tfp_flows.flows.realnvp(event_size, config["num_layers"], config["hidden_layers"],
                                    batch_norm=batch_norm, seed=seed)
+
+
+def builder(name, config, event_size, seed):
+    """``tfp_flows.flows.<name>`` (``nsf``, ``maf``, ``iaf``) with its defaults and the
+    config's ``num_layers`` / ``hidden_layers``."""
+    import tfp_flows
+
+    return getattr(tfp_flows.flows, name)(event_size, num_layers=config["num_layers"],
+                                          hidden_layers=config["hidden_layers"], seed=seed)
 
 
 def train_model(name, config, x_train, x_test, steps, seed):
@@ -40,6 +55,10 @@ def train_model(name, config, x_train, x_test, steps, seed):
     dataset = protocol.train_dataset(x_train, config, seed)
     if name == "tfp_flows_fit":
         return trainers.train_fit(ours(config, d, seed), dataset, x_test, config, steps,
+                                  optimizer=protocol.make_flow_optimizer(config, steps))
+    if name in BUILDERS:
+        return trainers.train_fit(builder(BUILDERS[name], config, d, seed), dataset, x_test,
+                                  config, steps,
                                   optimizer=protocol.make_flow_optimizer(config, steps))
     if name == "tfp_flows_fit_adam":
         return trainers.train_fit(ours(config, d, seed), dataset, x_test, config, steps)

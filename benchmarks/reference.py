@@ -4,7 +4,9 @@
   ``tfb.real_nvp_default_template`` in TF2 (Glorot-uniform kernels, zero biases, ReLU,
   unbounded log-scale), with ``tfb.Permute`` between couplings. With ``tanh_log_scale`` the
   same network's log-scale is ``tanh(raw)`` (each coupling scales by e^±1 at most): the
-  common stabilisation, which keeps ``exp(log_scale)`` from overflowing.
+  common stabilisation, which keeps ``exp(log_scale)`` from overflowing. With ``careful``
+  the same flow as a careful TFP user writes it for 2-D inputs: no reshapes around the 2-D
+  matmuls and a ``tfd.MultivariateNormalDiag`` base (issue 14's strongest reference).
 * ``maf``: ``tfb.MaskedAutoregressiveFlow`` with ``tfb.AutoregressiveNetwork`` (MADE).
 * ``realnvp_batchnorm``: ``realnvp`` with ``tfb.BatchNormalization`` after every coupling.
 * ``lu_flow``: ``tfb.Shift ∘ tfb.ScaleMatvecLU`` layers (the counterpart of our ``LULinear``).
@@ -36,9 +38,9 @@ class ShiftAndLogScaleMLP(tf.Module):
     ``tfb.real_nvp_default_template`` (``tanh_log_scale=True``: ``log_scale = tanh(raw)``).
     """
 
-    def __init__(self, hidden_layers, seed, tanh_log_scale=False, name=None):
+    def __init__(self, hidden_layers, seed, tanh_log_scale=False, reshape=True, name=None):
         super().__init__(name=name)
-        self._tanh = tanh_log_scale
+        self._tanh, self._reshape = tanh_log_scale, reshape
         self._hidden = list(hidden_layers)
         self._rng = np.random.default_rng(seed)
         self.kernels, self.biases = [], []
@@ -56,26 +58,28 @@ class ShiftAndLogScaleMLP(tf.Module):
             with tf.init_scope():
                 self._build(int(x0.shape[-1]), int(output_units))
         batch = tf.shape(x0)[:-1]
-        h = tf.reshape(x0, [-1, x0.shape[-1]])
+        h = tf.reshape(x0, [-1, x0.shape[-1]]) if self._reshape else x0  # careful: [N, d] in
         for i, (k, b) in enumerate(zip(self.kernels, self.biases)):
             h = tf.matmul(h, k) + b
             if i < len(self.kernels) - 1:
                 h = tf.nn.relu(h)
-        h = tf.reshape(h, tf.concat([batch, [2 * output_units]], 0))
+        if self._reshape:
+            h = tf.reshape(h, tf.concat([batch, [2 * output_units]], 0))
         shift, log_scale = tf.split(h, 2, axis=-1)
         return shift, tf.tanh(log_scale) if self._tanh else log_scale
 
 
-def _chain(layers, event_size, name):
+def _chain(layers, event_size, name, base=None):
     # `layers` is listed base -> data; tfb.Chain applies its list last-to-first.
-    return tfd.TransformedDistribution(_normal(event_size), tfb.Chain(list(reversed(layers))),
-                                       name=name)
+    return tfd.TransformedDistribution(base or _normal(event_size),
+                                       tfb.Chain(list(reversed(layers))), name=name)
 
 
 def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, seed=0,
-            tanh_log_scale=False):
+            tanh_log_scale=False, careful=False):
     """Reference RealNVP; with ``batch_norm`` a ``tfb.BatchNormalization`` after each coupling,
-    with ``tanh_log_scale`` the log-scale bounded by ``tanh``."""
+    with ``tanh_log_scale`` the log-scale bounded by ``tanh``; ``careful``: see the module
+    docstring (rank-2 batches only)."""
     import tf_keras
 
     rng = np.random.default_rng(seed)
@@ -83,7 +87,8 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
     for i in range(num_layers):
         coupling = tfb.RealNVP(num_masked=event_size // 2,
                                shift_and_log_scale_fn=ShiftAndLogScaleMLP(
-                                   hidden_layers, [seed, i], tanh_log_scale))
+                                   hidden_layers, [seed, i], tanh_log_scale,
+                                   reshape=not careful))
         train_layers.append(coupling)
         eval_layers.append(coupling)
         if batch_norm:
@@ -95,7 +100,9 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
             train_layers.append(permute)
             eval_layers.append(permute)
     name = "tfp_realnvp" + ("_bn" if batch_norm else "") + ("_tanh" if tanh_log_scale else "")
-    return _chain(train_layers, event_size, name), _chain(eval_layers, event_size, name)
+    base = tfd.MultivariateNormalDiag(tf.zeros([event_size])) if careful else None
+    return (_chain(train_layers, event_size, name, base),
+            _chain(eval_layers, event_size, name, base))
 
 
 def maf(event_size, num_layers=8, hidden_layers=(64, 64), seed=0):

@@ -35,14 +35,25 @@ def targets(results):
     """The issue's targets as measured numbers: list of ``{target, measured, met}``."""
     out = []
     ts = results.get("train_speed")
-    if ts:
-        for key in [k for k in ts if k.startswith("tfp_flows_fit")]:
-            r = ts[key]["ratio_to_tfp_realnvp"]
-            out.append({"target": f"{key} steps/s ≥ 2× tfp_realnvp loop",
-                        "measured": f"{r:.2f}×", "met": bool(r >= 2.0)})
+    if ts and "tfp_flows_fit" in ts:
+        r = ts["tfp_flows_fit"]
+        for key, limit, what in (("ratio_to_fastest_tfp", 2.0, "the fastest TFP reference"),
+                                 ("ratio_to_tfp_realnvp", 2.5, "the typical tfp_realnvp loop"),
+                                 ("ratio_to_tfp_flows_loop_xla", 0.95,
+                                  "our hand-written XLA loop (within 5 %)")):
+            if key in r:
+                fastest = f" ({r['fastest_tfp']})" if key == "ratio_to_fastest_tfp" else ""
+                out.append({"target": f"tfp_flows_fit steps/s ≥ {limit:g}× {what}",
+                            "measured": f"{r[key]:.2f}×{fastest}", "met": bool(r[key] >= limit)})
+        out.append({"target": "tfp_flows_fit ≥ 500 steps/s (quiet machine; this one was "
+                              "shared)", "measured": f"{r['steps_per_s']:.0f} steps/s",
+                    "met": bool(r["steps_per_s"] >= 500)})
+    out += _family_targets(results)
     q = results.get("quality")
     if q:
         for name, entry in q.items():
+            if "tfp_flows_fit" not in entry["models"]:
+                continue
             ours = entry["models"]["tfp_flows_fit"]["test_nll"]
             refs = {k: entry["models"][k]["test_nll"] for k in REFERENCES if k in entry["models"]}
             # Better than every reference that trained to a finite NLL.
@@ -88,6 +99,59 @@ def targets(results):
     return out
 
 
+NSF_FLOOR_GAP = {"two_moons": 0.03, "eight_gaussians": 0.03}  # issue 10: nats above the floor
+NSF_LIMITS = {"checkerboard": 3.52}
+
+
+def _family_targets(results):
+    """Issue 10's targets for the new builders (nsf, maf, iaf)."""
+    out = []
+    q = _quality_view(results)
+    nsf_rows = {n: e for n, e in q.items() if "tfp_flows_nsf" in e["models"]}
+    for name, entry in nsf_rows.items():
+        ours = entry["models"]["tfp_flows_nsf"].get("test_nll")
+        zuko = entry["models"].get("torch_zuko_nsf", {}).get("test_nll")
+        if zuko is not None:
+            out.append({"target": f"{name}: tfp_flows_nsf NLL ≤ torch_zuko_nsf",
+                        "measured": f"{_fmt(ours)} vs {_fmt(zuko)}",
+                        "met": bool(ours is not None and ours <= zuko)})
+        floor = entry.get("entropy_floor")
+        if name in NSF_FLOOR_GAP and floor is not None:
+            gap = None if ours is None else ours - floor
+            out.append({"target": f"{name}: tfp_flows_nsf NLL within {NSF_FLOOR_GAP[name]} of "
+                                  f"the entropy floor {floor:.3f}",
+                        "measured": f"{_fmt(ours)} (gap {_fmt(gap)})",
+                        "met": bool(gap is not None and gap <= NSF_FLOOR_GAP[name])})
+        if name in NSF_LIMITS:
+            out.append({"target": f"{name}: tfp_flows_nsf NLL ≤ {NSF_LIMITS[name]}",
+                        "measured": _fmt(ours),
+                        "met": bool(ours is not None and ours <= NSF_LIMITS[name])})
+    builders = sorted({k for e in q.values() for k in e["models"] if k.startswith("tfp_flows")})
+    if builders:
+        nan = [f"{k} on {n}" for n, e in q.items() for k in builders
+               if k in e["models"] and e["models"][k].get("test_nll") is None]
+        out.append({"target": "no tfp_flows model returns a NaN test NLL on any set",
+                    "measured": "NaN: " + ", ".join(nan) if nan else
+                                f"all finite ({len(builders)} models × {len(q)} sets)",
+                    "met": not nan})
+    _, peer = _peer(results)
+    pts = (peer or {}).get("train_speed") or {}
+    for ours, theirs in (("tfp_flows_nsf_fit", "torch_zuko_nsf"),):
+        key = f"ratio_to_{theirs}"
+        if key in pts.get(ours, {}):
+            r = pts[ours][key]
+            out.append({"target": f"{ours} steps/s ≥ 3× {theirs} (peers section, same rounds)",
+                        "measured": f"{r:.2f}×", "met": bool(r >= 3.0)})
+    den = results.get("density") or {}
+    if "tfp_flows_maf" in den and "tfp_maf" in den:
+        ours = max(r["log_prob_points_per_s"] for r in den["tfp_flows_maf"].values())
+        ref = max(r["log_prob_points_per_s"] for r in den["tfp_maf"].values())
+        out.append({"target": "tfp_flows_maf log_prob points/s ≥ tfp_maf's (best mode each)",
+                    "measured": f"{ours / 1e6:.2f} M/s vs {ref / 1e6:.2f} M/s",
+                    "met": bool(ours >= ref)})
+    return out
+
+
 def _layer_residual_text(r):
     if "max_layer_residual_eps" not in r:
         return ""
@@ -128,21 +192,40 @@ def markdown(results):
         rates = [_fmt(_median([e["models"][k]["steps_per_s"] for e in q.values()
                                if "steps_per_s" in e["models"].get(k, {})]), 0) for k in models]
         lines += ["| steps/s (median over sets, incl. load) | | " + " | ".join(rates) + " |", ""]
-    peer_model, peer = _peer(results)
+    peer_models, peer = _peer(results)
     peer_skipped = peer is not None and "skipped" in peer
-    ts = dict(results.get("train_speed") or {})
-    if peer is not None and not peer_skipped:
-        ts[peer_model] = peer["train_speed"][peer_model]
-    if ts or peer_skipped:
-        lines += ["### Training speed (two moons, interleaved rounds, medians)", "",
-                  "| model | steps/s | × tfp_realnvp (per round) | rounds (steps/s) "
-                  "| peak RSS Δ (MiB) |", "|---|---|---|---|---|"]
+    ts = results.get("train_speed") or {}
+    if ts:
+        first = next(iter(ts.values()))
+        fastest = f" ({first['fastest_tfp']})" if "fastest_tfp" in first else ""
+        lines += [f"### Training speed (two moons, interleaved rounds, medians; device "
+                  f"{results.get('device', 'n/a')})", "",
+                  "| model | steps/s | × tfp_realnvp (typical) | × fastest TFP" + fastest +
+                  " | × tfp_flows_loop_xla | rounds (steps/s) | peak RSS Δ (MiB) |",
+                  "|---|---|---|---|---|---|---|"]
         for k, r in ts.items():
             rounds = ", ".join(f"{x:.0f}" for x in r["rounds"])
-            lines.append(f"| {k} | {r['steps_per_s']:.0f} | {r['ratio_to_tfp_realnvp']:.2f} "
-                         f"| {rounds} | {_fmt(r['peak_mem_mib'], 0)} |")
+            cells = [_fmt(r.get(c), 2) if c in r else "—" for c in (
+                "ratio_to_tfp_realnvp", "ratio_to_fastest_tfp", "ratio_to_tfp_flows_loop_xla")]
+            lines.append(f"| {k} | {r['steps_per_s']:.0f} | " + " | ".join(cells) +
+                         f" | {rounds} | {_fmt(r['peak_mem_mib'], 0)} |")
+        lines.append("")
+    if peer is not None:
+        lines += ["### Training speed with the PyTorch peers (two moons, the peers section's own "
+                  "interleaved rounds)", "",
+                  "| model | steps/s | × tfp_realnvp | × zuko counterpart | rounds (steps/s) "
+                  "| peak RSS Δ (MiB) |", "|---|---|---|---|---|---|"]
         if peer_skipped:
-            lines.append(f"| {peer_model} | skipped | — | — | — |")
+            lines += [f"| {m} | skipped | — | — | — | — |" for m in peer_models]
+        else:
+            for k, r in peer.get("train_speed", {}).items():
+                rounds = ", ".join(f"{x:.0f}" for x in r["rounds"])
+                other = [(c[len("ratio_to_"):], v) for c, v in r.items()
+                         if c.startswith("ratio_to_torch_")]
+                cell = ", ".join(f"{v:.2f} ({m})" for m, v in other) or "—"
+                lines.append(f"| {k} | {r['steps_per_s']:.0f} | "
+                             f"{_fmt(r.get('ratio_to_tfp_realnvp'), 2)} | {cell} | {rounds} "
+                             f"| {_fmt(r['peak_mem_mib'], 0)} |")
         lines.append("")
     den = results.get("density") or {}
     if den or peer is not None:
@@ -158,12 +241,13 @@ def markdown(results):
                      for key in ("log_prob_points_per_s", "sample_points_per_s") for m in modes]
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
         if peer_skipped:
-            lines.append(f"| {peer_model} | " + " | ".join(["skipped"] * 6) + " |")
+            lines += [f"| {m} | " + " | ".join(["skipped"] * 6) + " |" for m in peer_models]
         elif peer is not None:
-            r = peer["density"][peer_model]["eager"]
-            lines.append(f"| {peer_model} (PyTorch eager, no XLA) | "
-                         f"{_mps(r['log_prob_points_per_s'])} | — | — | "
-                         f"{_mps(r['sample_points_per_s'])} | — | — |")
+            for m, entry in peer.get("density", {}).items():
+                r = entry["eager"]
+                lines.append(f"| {m} (PyTorch eager, no XLA) | "
+                             f"{_mps(r['log_prob_points_per_s'])} | — | — | "
+                             f"{_mps(r['sample_points_per_s'])} | — | — |")
         lines.append("")
     sc = results.get("scaling")
     if sc:
@@ -208,14 +292,18 @@ def markdown(results):
             lines.append(f"| {k} | {_fmt(bn[k]['test_nll'])} | {bn[k]['steps_per_s']:.0f} |")
         lines.append("")
     if peer is not None:
-        lines += [f"### PyTorch peer (`{peer_model}`)", "", _peer_note(peer), ""]
+        lines += ["### PyTorch peers (" + ", ".join(f"`{m}`" for m in peer_models) + ")", "",
+                  _peer_note(peer), ""]
     return "\n".join(lines)
 
 
 def _peer(results):
-    """``(model name, peers section)`` of the PyTorch peer, or ``(None, None)`` if absent."""
+    """``(model names, peers section)`` of the PyTorch peers, or ``(None, None)`` if absent
+    (a section written before there were several peers names one ``model``)."""
     peer = results.get("peers")
-    return (peer["model"], peer) if peer else (None, None)
+    if not peer:
+        return None, None
+    return list(peer.get("models") or [peer["model"]]), peer
 
 
 def _quality_view(results):
@@ -223,16 +311,16 @@ def _quality_view(results):
     ``{"skipped": message}`` where it was skipped)."""
     q = {name: {**entry, "models": dict(entry["models"])}
          for name, entry in (results.get("quality") or {}).items()}
-    model, peer = _peer(results)
+    models, peer = _peer(results)
     if peer is None:
         return q
     if "skipped" in peer:
         for entry in q.values():
-            entry["models"][model] = {"skipped": peer["skipped"]}
+            entry["models"].update({m: {"skipped": peer["skipped"]} for m in models})
         return q
-    for name, entry in peer["quality"].items():
+    for name, entry in peer.get("quality", {}).items():
         q.setdefault(name, {"entropy_floor": entry.get("entropy_floor"), "models": {}})[
-            "models"][model] = entry["models"][model]
+            "models"].update(entry["models"])
     return q
 
 
@@ -241,16 +329,21 @@ def _nll_cell(r):
 
 
 def _peer_note(peer):
+    models, _ = _peer({"peers": peer})
     if "skipped" in peer:
-        return f"`{peer['model']}`: {peer['skipped']}."
+        return ", ".join(f"`{m}`" for m in models) + f": {peer['skipped']}."
     v, t = peer["versions"], peer["threads"]
     load = peer.get("load_average_at_start")
+    params = peer["parameters"]
+    params = ", ".join(f"{m} {n}" for m, n in params.items()) if isinstance(params, dict) else (
+        str(params))
     return (f"{peer['library']} {v[peer['library']]} on PyTorch {v['torch']} (CPU, "
-            f"{t['intra_op']} intra-op threads), {peer['parameters']} parameters at D=2: the "
-            "same architecture, data and protocol as the TFP models (`benchmarks/peers.py`)"
+            f"{t['intra_op']} intra-op threads), parameters at D=2: {params}; the "
+            "same sizes, data and protocol as the TFP models (`benchmarks/peers.py`)"
             + (f", load average at its start {tuple(round(x, 2) for x in load)}" if load else "")
-            + ". Its training-speed rounds alternate with a fresh `tfp_realnvp` loop in the "
-            f"peers section, and its ratio is to those rounds. OpenMP wait policy: "
+            + ". Their training-speed rounds alternate with a fresh `tfp_realnvp` loop and "
+            "tfp_flows' `fit` in the peers section, and their ratios are to those rounds. "
+            "OpenMP wait policy: "
             f"{t.get('omp_wait_policy') or 'default'}.")
 
 

@@ -35,15 +35,27 @@ def main(argv=None):
     parser.add_argument("--merge", action="store_true",
                         help="with --only: update today's JSON, keeping its other sections "
                              "(quality: its other data sets and models)")
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help="run nothing: merge these results files in order (as --merge "
+                             "would, later files win) into today's JSON, tables and figure")
+    parser.add_argument("--peer-parts", nargs="+", choices=["quality", "train_speed", "density"],
+                        help="peers: only these parts")
+    parser.add_argument("--speed-models", nargs="+", help="train_speed: only these models")
     parser.add_argument("--datasets", nargs="+", help="quality: only these data sets")
-    parser.add_argument("--models", nargs="+", help="quality: only these models")
+    parser.add_argument("--models", nargs="+",
+                        help="quality / peers: only these models (torch_*: the peers)")
     args = parser.parse_args(argv)
 
     config = dict(protocol.SMOKE if args.smoke else protocol.FULL)
     if args.datasets:
         config["datasets"] = args.datasets
-    if args.models:
-        config["quality_models"] = args.models
+    if args.models:  # torch_* names select the PyTorch peers, the others the quality models
+        config["quality_models"] = [m for m in args.models if not m.startswith("torch_")]
+        config["peer_models"] = [m for m in args.models if m.startswith("torch_")]
+    if args.speed_models:
+        config["speed_models"] = args.speed_models
+    if args.peer_parts:
+        config["peer_parts"] = args.peer_parts
     tf = protocol.configure_tensorflow(config)
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
@@ -62,9 +74,11 @@ def main(argv=None):
     if args.merge and os.path.exists(json_path):
         with open(json_path) as f:
             previous = json.load(f)
+    if args.combine:
+        return _combine(args, json_path, stem, report)
     results = {**previous, "date": date, "mode": "smoke" if args.smoke else "full",
                "config": config,
-               "memory_method": protocol.MEMORY_METHOD,
+               "memory_method": protocol.MEMORY_METHOD, "device": speed.device(),
                "environment": protocol.environment(sys.argv if argv is None else
                                                    ["benchmarks/run.py"] + list(argv)),
                "section_seconds": dict(previous.get("section_seconds", {}))}
@@ -72,19 +86,21 @@ def main(argv=None):
         t0 = time.time()
         tf.random.set_seed(config["seed"])
         new = runners[section](config, log=lambda s: print(s, flush=True))
-        results[section] = _merge_quality(previous.get(section), new) if (
-            section == "quality" and previous) else new
+        results[section] = _merge_section(section, previous.get(section), new)
         results["section_seconds"][section] = time.time() - t0
         print(f"-- {section}: {time.time() - t0:.0f} s", flush=True)
-    for name, entry in (results.get("quality") or {}).items():
-        entry["entropy_floor"] = protocol.ENTROPY_FLOORS.get(name)  # also for merged runs
     results["elapsed_s"] = sum(results["section_seconds"].values()) if previous else (
         time.time() - start)
     if previous:
         results["merged_commands"] = previous.get("merged_commands", [
             previous["environment"]["command"]]) + [results["environment"]["command"]]
-    results["targets"] = report.targets(results)
+    return _write(results, args, json_path, stem, report)
 
+
+def _write(results, args, json_path, stem, report):
+    for name, entry in (results.get("quality") or {}).items():
+        entry["entropy_floor"] = protocol.ENTROPY_FLOORS.get(name)  # also for merged runs
+    results["targets"] = report.targets(results)
     report.write_json(results, json_path)
     report.figure(results, os.path.join(args.out, f"{stem}.png"))
     table = report.markdown(results)
@@ -93,6 +109,42 @@ def main(argv=None):
     print(table)
     print(f"wrote {json_path}")
     return results
+
+
+def _combine(args, json_path, stem, report):
+    """Merges ``args.combine`` (results JSONs) in order into ``json_path``."""
+    results = {}
+    for path in args.combine:
+        with open(path) as f:
+            new = json.load(f)
+        if not results:
+            results = new
+            results.setdefault("merged_commands", [new["environment"]["command"]])
+            continue
+        for section in SECTIONS:
+            if section in new:
+                results[section] = _merge_section(section, results.get(section), new[section])
+        results["section_seconds"] = {**results.get("section_seconds", {}),
+                                      **new.get("section_seconds", {})}
+        results["merged_commands"] += new.get("merged_commands", [new["environment"]["command"]])
+        results["environment"] = new["environment"]
+    results["elapsed_s"] = sum(results["section_seconds"].values())
+    return _write(results, args, json_path, stem, report)
+
+
+def _merge_section(section, old, new):
+    """``new`` results of ``section`` on top of ``old`` ones: quality per data set and model,
+    the PyTorch peers per part (their quality per data set and model), others replaced."""
+    if not old:
+        return new
+    if section == "quality":
+        return _merge_quality(old, new)
+    if section == "peers" and "skipped" not in old and "skipped" not in new:
+        merged = {**old, **new}
+        merged["models"] = list(dict.fromkeys(old["models"] + new["models"]))
+        merged["quality"] = _merge_quality(old.get("quality"), new.get("quality") or {})
+        return merged
+    return new
 
 
 def _merge_quality(old, new):

@@ -2,8 +2,8 @@
 
 Training speed is measured on two moons in ``speed_rounds`` rounds; each round runs every
 model for ``speed_round_steps`` timed steps in turn, so load from other processes hits all
-models alike; reported: the median rate over rounds and the median over rounds of the ratio to
-``tfp_realnvp``'s rate in the same round. Models:
+models alike; reported: the median rate over rounds and medians over rounds of per-round
+ratios (both sides of a ratio saw similar load). Models:
 
 * ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step, NaN guard, 32 steps
   per execution);
@@ -11,9 +11,19 @@ models alike; reported: the median rate over rounds and the median over rounds o
 * ``tfp_flows_fit_spe1``: the same with ``steps_per_execution=1`` (Keras's default: one Python
   round trip per step);
 * ``tfp_flows_loop`` / ``tfp_flows_loop_xla``: our flow in the hand-written loop, without /
-  with ``jit_compile``;
-* ``tfp_realnvp`` / ``tfp_realnvp_xla``: the TFP reference in that loop, without / with XLA;
-* ``tfp_maf``: ``tfb.MaskedAutoregressiveFlow`` in that loop.
+  with ``jit_compile``; ``tfp_flows_round_xla``: our flow with graph-sampled batches and a whole
+  round of steps in one XLA call (what the flow costs without any per-step dispatch);
+* the TFP references (``REFERENCES``): ``tfp_realnvp`` / ``tfp_realnvp_xla`` are what a typical
+  user writes (``tf.data`` iterator, reshapes, ``tfd.Sample`` base), without / with XLA; the
+  ``tfp_realnvp_careful*`` variants are the strongest loops we could write with TFP (issue 14):
+  no reshapes, ``MultivariateNormalDiag`` base, batches drawn in the graph
+  (``tf.random.Generator`` + ``tf.gather``), a ``tf.function`` step (``_careful``), an XLA step
+  (``_careful_xla``), or a whole round in one ``tf.while_loop`` (``_careful_round``, and in one
+  XLA call: ``_careful_round_xla``);
+* ``tfp_maf``: ``tfb.MaskedAutoregressiveFlow`` in the hand-written loop.
+
+Ratios: ``ratio_to_tfp_realnvp`` (the typical reference), ``ratio_to_fastest_tfp`` (per round,
+against the fastest TFP RealNVP variant of that round) and ``ratio_to_tfp_flows_loop_xla``.
 
 Density speed: ``log_prob`` and ``sample`` on ``speed_points`` points in one call, wrapped in
 ``tf.function`` (``graph``) or ``tf.function(jit_compile=True)`` (``xla``), and for our flow
@@ -28,6 +38,37 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import protocol, quality, reference, trainers
+
+TYPICAL = "tfp_realnvp"
+REFERENCES = ("tfp_realnvp", "tfp_realnvp_xla", "tfp_realnvp_careful", "tfp_realnvp_careful_xla",
+              "tfp_realnvp_careful_round", "tfp_realnvp_careful_round_xla")
+
+
+def sampled_round(dist_pair, x_train, config, jit, whole_round=False):
+    """As ``loop_round`` with batches drawn in the graph; ``whole_round``: each round's
+    steps run in one ``tf.function`` call (``trainers.make_loop``)."""
+    train, evaluate = dist_pair
+    trainers.build_variables(train, evaluate, x_train.shape[-1])
+    step, body = trainers.make_sampled_step(train, protocol.make_optimizer(config), x_train,
+                                            config["batch_size"], jit, config["seed"])
+    if whole_round:
+        loop = trainers.make_loop(body, jit)
+
+        def steps_fn(steps):
+            return loop(tf.constant(steps))
+    else:
+        def steps_fn(steps):
+            for _ in range(steps):
+                loss = step()
+            return loss
+    steps_fn(config["warmup_steps"]).numpy()
+
+    def run(steps):
+        t0 = time.perf_counter()
+        steps_fn(steps).numpy()
+        return steps, time.perf_counter() - t0
+
+    return run
 
 
 def loop_round(dist_pair, x_train, config, jit, training_context=None):
@@ -74,7 +115,8 @@ def _fit_round(dist, x_train, config, nan_guard=True, **compile_kwargs):
     return run
 
 
-def _runners(config, x_train):
+def runners(config, x_train):
+    """``{model: make}``; ``make()`` builds a model and returns its ``run(steps)``."""
     import tfp_flows
 
     d, seed = x_train.shape[-1], config["seed"]
@@ -87,19 +129,32 @@ def _runners(config, x_train):
         dist = ours()
         return dist, dist
 
+    def careful(jit, whole_round=False):
+        return sampled_round(reference.realnvp(d, layers, hidden, seed=seed, careful=True),
+                             x_train, config, jit, whole_round)
+
     return {
         "tfp_flows_fit": lambda: _fit_round(ours(), x_train, config),
         "tfp_flows_fit_no_guard": lambda: _fit_round(ours(), x_train, config, nan_guard=False),
         "tfp_flows_fit_spe1": lambda: _fit_round(ours(), x_train, config,
                                                  steps_per_execution=1),
+        "tfp_flows_nsf_fit": lambda: _fit_round(quality.builder("nsf", config, d, seed),
+                                                x_train, config),
+        "tfp_flows_maf_fit": lambda: _fit_round(quality.builder("maf", config, d, seed),
+                                                x_train, config),
         "tfp_flows_loop": lambda: loop_round(ours_pair(), x_train, config, False,
                                               tfp_flows.training_mode),
         "tfp_flows_loop_xla": lambda: loop_round(ours_pair(), x_train, config, True,
                                                   tfp_flows.training_mode),
+        "tfp_flows_round_xla": lambda: sampled_round(ours_pair(), x_train, config, True, True),
         "tfp_realnvp": lambda: loop_round(reference.realnvp(d, layers, hidden, seed=seed),
                                            x_train, config, False),
         "tfp_realnvp_xla": lambda: loop_round(reference.realnvp(d, layers, hidden, seed=seed),
                                                x_train, config, True),
+        "tfp_realnvp_careful": lambda: careful(False),
+        "tfp_realnvp_careful_xla": lambda: careful(True),
+        "tfp_realnvp_careful_round": lambda: careful(False, True),
+        "tfp_realnvp_careful_round_xla": lambda: careful(True, True),
         "tfp_maf": lambda: loop_round(reference.maf(d, layers, hidden, seed=seed), x_train,
                                        config, False),
     }
@@ -112,9 +167,9 @@ def train_speed(config, log=print):
     x_train = np.asarray(datasets.load("two_moons", config["n_train"], seed=config["seed"]),
                          np.float32)
     runs, out = {}, {}
-    runners = _runners(config, x_train)
-    for name in config["speed_models"] or list(runners):
-        make = runners[name]
+    makers = runners(config, x_train)
+    for name in config["speed_models"] or list(makers):
+        make = makers[name]
         with protocol.PeakMemory() as memory:
             runs[name] = make()
             runs[name](config["speed_round_steps"])  # first round untimed (allocator warm-up)
@@ -123,13 +178,41 @@ def train_speed(config, log=print):
         for name, run in runs.items():
             steps, seconds = run(config["speed_round_steps"])
             out[name]["rounds"].append(steps / seconds)
-    ref = out.get("tfp_realnvp")
+    add_ratios(out)
+    log(f"train speed device: {device()}")
     for name, r in out.items():
+        log(f"train speed {name:30s} {r['steps_per_s']:8.1f} steps/s  "
+            + "  ".join(f"{k.replace('ratio_to_', '×')} {v:.2f}" for k, v in r.items()
+                        if k.startswith("ratio_to_"))
+            + f"  (rounds {', '.join(f'{v:.0f}' for v in r['rounds'])})")
+    return out
+
+
+def device():
+    """Where TF places this process's ops: the first GPU if there is one, else the CPU."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return (gpus or tf.config.list_logical_devices("CPU"))[0].name
+
+
+def add_ratios(out):
+    """Adds ``steps_per_s`` and the per-round ratios (module docstring) to every entry of
+    ``out`` (``{model: {"rounds": [...]}}``); ``fastest_tfp`` names the fastest reference."""
+    refs = {k: np.asarray(out[k]["rounds"]) for k in REFERENCES if k in out}
+    fastest = np.max(list(refs.values()), axis=0) if refs else None
+    for r in out.values():
         r["steps_per_s"] = float(np.median(r["rounds"]))
-        if ref is not None:  # per-round ratios: both sides of a ratio saw similar load
-            r["ratio_to_tfp_realnvp"] = float(np.median(np.divide(r["rounds"], ref["rounds"])))
-        log(f"train speed {name:20s} {r['steps_per_s']:8.1f} steps/s  "
-            f"(rounds {', '.join(f'{v:.0f}' for v in r['rounds'])})")
+    if refs:
+        fastest_name = max(refs, key=lambda k: out[k]["steps_per_s"])
+    for name, r in out.items():
+        rounds = np.asarray(r["rounds"])
+        if TYPICAL in refs:
+            r["ratio_to_tfp_realnvp"] = float(np.median(rounds / refs[TYPICAL]))
+        if fastest is not None:
+            r["ratio_to_fastest_tfp"] = float(np.median(rounds / fastest))
+            r["fastest_tfp"] = fastest_name
+        if "tfp_flows_loop_xla" in out and name.startswith("tfp_flows_fit"):
+            r["ratio_to_tfp_flows_loop_xla"] = float(np.median(
+                rounds / np.asarray(out["tfp_flows_loop_xla"]["rounds"])))
     return out
 
 
@@ -156,23 +239,26 @@ def density_speed(dist, n, jit, seed=0):
 
 
 def density(config, log=print):
-    """log_prob / sample points/s for our RealNVP and the TFP references, graph and XLA."""
+    """log_prob / sample points/s for our RealNVP, NSF and MAF and the TFP references, graph
+    and XLA (ours also chunked)."""
     d, seed = 2, config["seed"]
     layers, hidden = config["num_layers"], config["hidden_layers"]
     builders = {
         "tfp_flows_realnvp": lambda: quality.ours(config, d, seed),
+        "tfp_flows_nsf": lambda: quality.builder("nsf", config, d, seed),
+        "tfp_flows_maf": lambda: quality.builder("maf", config, d, seed),
         "tfp_realnvp": lambda: reference.realnvp(d, layers, hidden, seed=seed)[1],
         "tfp_maf": lambda: reference.maf(d, layers, hidden, seed=seed)[1],
     }
     out = {}
     for name, build in builders.items():
-        if name == "tfp_maf" and config["speed_models"] is not None:
-            continue  # smoke: one reference is enough
+        if name not in ("tfp_flows_realnvp", "tfp_realnvp") and config["speed_models"] is not None:
+            continue  # smoke: the same code path for every model; two are enough
         dist = build()
         dist.log_prob(tf.zeros([1, d]))
         out[name] = {}
         modes = [("graph", False), ("xla", True)]
-        if name == "tfp_flows_realnvp":
+        if name.startswith("tfp_flows"):
             modes.append(("xla_chunked", "chunked"))
         for mode, jit in modes:
             lp, sp, mem = density_speed(dist, config["speed_points"], jit, seed)

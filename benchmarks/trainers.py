@@ -3,6 +3,8 @@
 * ``train_loop``: the hand-written ``tf.function`` step a TFP user writes (GradientTape,
   Keras Adam with global-norm clipping), fed by ``protocol.train_dataset``.
 * ``train_fit``: ``tfp_flows.training.FlowModel(...).fit`` on the same dataset.
+* ``make_sampled_step`` / ``make_loop`` (speed only): the strongest loops a careful TFP user
+  writes (issue 14): batches drawn in the graph, and many steps in one ``tf.function`` call.
 
 Both train ``steps`` steps; the first ``warmup_steps`` are untimed, and the test NLL
 (mean ``-log q(x)`` in nats over the test set) is evaluated every ``eval_every`` steps with the
@@ -46,6 +48,39 @@ def make_step(train_dist, optimizer, jit=False, training_context=None):
         return loss
 
     return step
+
+
+def make_sampled_step(train_dist, optimizer, x_train, batch_size, jit=False, seed=0):
+    """``(step, body)``: ``step() -> loss`` is one Adam step on a batch drawn in the graph
+    (``tf.random.Generator`` indices into the training set, ``tf.gather``), no input pipeline;
+    ``body`` is the same step as a plain Python function, for ``make_loop``."""
+    variables = list(train_dist.trainable_variables)
+    data = tf.constant(np.asarray(x_train, np.float32))
+    generator = tf.random.Generator.from_seed(seed)
+    optimizer.build(variables)  # slots exist before any loop body is traced
+
+    def body():
+        batch = tf.gather(data, generator.uniform([batch_size], 0, data.shape[0], tf.int32))
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(train_dist.log_prob(batch))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return tf.function(body, jit_compile=jit), body
+
+
+def make_loop(body, jit=False):
+    """``loop(steps) -> last loss``: ``steps`` calls of ``body`` in one ``tf.function``
+    (a ``tf.while_loop``; under ``jit`` one XLA computation for the whole loop)."""
+
+    @tf.function(jit_compile=jit)
+    def loop(steps):
+        loss = tf.constant(0.0)
+        for _ in tf.range(steps):
+            loss = body()
+        return loss
+
+    return loop
 
 
 def build_variables(train_dist, eval_dist, event_size):
