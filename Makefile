@@ -25,7 +25,7 @@ test: $(VENV)/.installed
 docs: $(VENV)/.installed
 	rm -rf $(DOCS)
 	PDOC_ALLOW_EXEC=1 $(PY) -W error -W ignore::DeprecationWarning -m pdoc --docformat google \
-	    --no-show-source -o $(DOCS) tfp_flows tfp_flows.plot
+	    --no-show-source -o $(DOCS) tfp_flows tfp_flows.plot tfp_flows.pitfalls
 	@echo "API reference: $(DOCS)/index.html"
 
 # Builds the wheel, installs it alone into a fresh venv outside the repository and runs

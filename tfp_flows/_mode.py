@@ -6,17 +6,18 @@
 
 import contextlib
 import contextvars
+from collections.abc import Iterator
 
 _TRAINING = contextvars.ContextVar("tfp_flows_training", default=False)
 
 
-def is_training():
+def is_training() -> bool | None:
     """Returns the current Python-level training flag."""
     return _TRAINING.get()
 
 
 @contextlib.contextmanager
-def training_mode(training=True):
+def training_mode(training: bool = True) -> Iterator[None]:
     """Context in which mode-dependent bijectors use batch statistics (``training=True``)."""
     token = _TRAINING.set(bool(training))
     try:

@@ -14,7 +14,8 @@ import tensorflow as tf
 _KERAS_ATTR = "_tfp_flows_keras_variable"
 
 
-def make_variable(initial_value, name, dtype=tf.float32, trainable=True, aggregation="none"):
+def make_variable(initial_value, name: str, dtype: tf.DType | str = tf.float32,
+                  trainable: bool = True, aggregation: str = "none") -> tf.Variable:
     """Creates a parameter and returns its ``tf.Variable`` view.
 
     Args:
@@ -39,7 +40,7 @@ def make_variable(initial_value, name, dtype=tf.float32, trainable=True, aggrega
     return tv
 
 
-def keras_variable_of(variable):
+def keras_variable_of(variable: tf.Variable) -> keras.Variable:
     """Returns the ``keras.Variable`` behind a ``tf.Variable`` made by ``make_variable``.
 
     Raises:

@@ -11,14 +11,19 @@ Use ``DATASETS[name](n, seed=...)``, ``load(name, n, seed)`` or
 """
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from tfp_flows._namespace import public_dir
 from tfp_flows._optional import import_optional
 
 _TEXT_CACHE = {}
+
+Seed = int | np.random.Generator | None
+"""An int seed, a NumPy ``Generator`` to draw from, or ``None`` for fresh entropy."""
 
 
 def _rng(seed):
@@ -38,7 +43,7 @@ def _check_n(n):
     return n
 
 
-def two_moons(n, noise=0.05, seed=None):
+def two_moons(n: int, noise: float = 0.05, seed: Seed = None) -> np.ndarray:
     """Two interleaved half circles, roughly on ``[-3, 3] x [-1.2, 1.8]``.
 
     Upper moon: ``(cos t, sin t)``; lower moon: ``(1 − cos t, 0.5 − sin t)``,
@@ -55,7 +60,7 @@ def two_moons(n, noise=0.05, seed=None):
     return _finish(2.0 * points + np.array([-1.0, -0.2]), rng)
 
 
-def checkerboard(n, seed=None):
+def checkerboard(n: int, seed: Seed = None) -> np.ndarray:
     """Uniform on the 8 dark squares of a 4 x 4 checkerboard covering ``[-4, 4]²``.
 
     Squares have side 2; the square with lower-left corner ``(2i − 4, 2j − 4)`` is dark
@@ -68,7 +73,8 @@ def checkerboard(n, seed=None):
     return _finish(2.0 * np.stack([x1, x2], axis=1), rng)
 
 
-def pinwheel(n, num_arms=5, radial_std=0.3, tangential_std=0.1, rate=0.25, seed=None):
+def pinwheel(n: int, num_arms: int = 5, radial_std: float = 0.3, tangential_std: float = 0.1,
+             rate: float = 0.25, seed: Seed = None) -> np.ndarray:
     """``num_arms`` curved arms (the pinwheel of Johnson et al., 2016), within about ``[-4, 4]²``.
 
     A point of arm ``k`` starts as ``(1 + radial_std·ε₁, tangential_std·ε₂)``,
@@ -85,7 +91,8 @@ def pinwheel(n, num_arms=5, radial_std=0.3, tangential_std=0.1, rate=0.25, seed=
     return _finish(2.0 * points, rng)
 
 
-def eight_gaussians(n, radius=2.0, std=0.25, seed=None):
+def eight_gaussians(n: int, radius: float = 2.0, std: float = 0.25,
+                    seed: Seed = None) -> np.ndarray:
     """Equal mixture of 8 isotropic Gaussians with means on a circle of radius ``radius``.
 
     Means ``radius · (cos(πk/4), sin(πk/4))``, ``k = 0..7``, std ``std`` per axis. The
@@ -98,7 +105,7 @@ def eight_gaussians(n, radius=2.0, std=0.25, seed=None):
     return _finish(means + std * rng.standard_normal([n, 2]), rng)
 
 
-def two_spirals(n, noise=0.1, seed=None):
+def two_spirals(n: int, noise: float = 0.1, seed: Seed = None) -> np.ndarray:
     """Two interleaved Archimedean spirals, within about ``[-4, 4]²`` (FFJORD's "2spirals").
 
     With ``s = 3π · sqrt(u)``, ``u ~ U[0, 1]`` (1.5 turns, uniform along the area), a point is
@@ -113,7 +120,7 @@ def two_spirals(n, noise=0.1, seed=None):
     return _finish(points, rng)
 
 
-def leaky_relu_toy(n, seed=None):
+def leaky_relu_toy(n: int, seed: Seed = None) -> np.ndarray:
     """``x₂ ~ N(0, 4)`` (std 2) and ``x₁ | x₂ ~ N(x₂²/4, 1)``: a banana opening to the right.
 
     Columns are ``[x₁, x₂]``; the exact log-density is
@@ -125,7 +132,7 @@ def leaky_relu_toy(n, seed=None):
     return _finish(np.stack([x1, x2], axis=1), rng)
 
 
-def leaky_relu_toy_log_prob(x):
+def leaky_relu_toy_log_prob(x: ArrayLike) -> ArrayLike:
     """Exact log-density of ``leaky_relu_toy`` at ``x [..., 2]`` -> ``[...]``.
 
     Plain arithmetic, so it accepts a NumPy array or a TF tensor (and traces in a
@@ -139,7 +146,7 @@ def leaky_relu_toy_log_prob(x):
             - 0.5 * (x1 - x2 ** 2 / 4.0) ** 2)
 
 
-def text_mask(text="tfp_flows", font_size=64, stroke=1):
+def text_mask(text: str = "tfp_flows", font_size: int = 64, stroke: int = 1) -> np.ndarray:
     """Rasterises ``text`` with Pillow's built-in font; returns a bool ``[H, W]`` ink mask.
 
     Needs Pillow, the ``[plot]`` extra: ``pip install "tfp_flows[plot]"``.
@@ -172,7 +179,8 @@ def text_mask(text="tfp_flows", font_size=64, stroke=1):
     return _TEXT_CACHE[key]
 
 
-def text(n, text="tfp_flows", font_size=64, stroke=1, jitter=0.02, seed=None):
+def text(n: int, text: str = "tfp_flows", font_size: int = 64, stroke: int = 1,
+         jitter: float = 0.02, seed: Seed = None) -> np.ndarray:
     """Points on the dark pixels of ``text`` rendered by ``text_mask(text, font_size, stroke)``.
 
     Each point picks a dark pixel uniformly, a uniform position inside it, and Gaussian
@@ -263,7 +271,7 @@ def text_entropy(text="tfp_flows", font_size=64, stroke=1, jitter=0.02):
     return float(-terms.sum() * step * step)
 
 
-DATASETS = {
+DATASETS: dict[str, Callable[..., np.ndarray]] = {
     "two_moons": two_moons,
     "checkerboard": checkerboard,
     "pinwheel": pinwheel,
@@ -274,14 +282,15 @@ DATASETS = {
 }
 
 
-def load(name, n, seed=None, **options):
+def load(name: str, n: int, seed: Seed = None, **options) -> np.ndarray:
     """Returns ``DATASETS[name](n, seed=seed, **options)``: float32 ``[n, 2]``."""
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
     return DATASETS[name](n, seed=seed, **options)
 
 
-def train_test(name, n_train, n_test, seed=None, **options):
+def train_test(name: str, n_train: int, n_test: int, seed: Seed = None,
+               **options) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(train [n_train, 2], test [n_test, 2])``: disjoint i.i.d. draws of one sample."""
     n_train, n_test = _check_n(n_train), _check_n(n_test)
     data = load(name, n_train + n_test, seed=seed, **options)

@@ -32,7 +32,7 @@ from tfp_flows.bijectors import random_permute, real_nvp_template
 tfb, tfd = tfp.bijectors, tfp.distributions
 
 
-def check_discrete(pixels, levels):
+def check_discrete(pixels, levels: int):
     """Checks that ``pixels`` holds integers in ``{0, …, levels − 1}``; returns an int32 array.
 
     Args:
@@ -74,19 +74,19 @@ def _levels(levels):
     return int(levels)
 
 
-def to_logit(u, alpha=0.05):
+def to_logit(u: tf.Tensor, alpha: float = 0.05) -> tf.Tensor:
     """``y = logit(α + (1 − 2α)·u)`` elementwise; ``u`` in ``[0, 1]``."""
     u = tf.convert_to_tensor(u)
     w = alpha + (1.0 - 2.0 * alpha) * u
     return tf.math.log(w) - tf.math.log1p(-w)
 
 
-def from_logit(y, alpha=0.05):
+def from_logit(y: tf.Tensor, alpha: float = 0.05) -> tf.Tensor:
     """Inverse of ``to_logit``: ``u = (sigmoid(y) − α) / (1 − 2α)``."""
     return (tf.sigmoid(tf.convert_to_tensor(y)) - alpha) / (1.0 - 2.0 * alpha)
 
 
-def logit_log_det(u, alpha=0.05):
+def logit_log_det(u: tf.Tensor, alpha: float = 0.05) -> tf.Tensor:
     """``log|dy/du|`` of ``to_logit`` summed over the last axis: ``[..., D] -> [...]``."""
     u = tf.convert_to_tensor(u)
     w = alpha + (1.0 - 2.0 * alpha) * u
@@ -94,7 +94,8 @@ def logit_log_det(u, alpha=0.05):
     return tf.reduce_sum(per_dim, axis=-1)
 
 
-def dequantize(pixels, noise, levels, alpha=0.05):
+def dequantize(pixels, noise: tf.Tensor, levels: int,
+               alpha: float = 0.05) -> tuple[tf.Tensor, tf.Tensor]:
     """Maps discrete ``pixels`` and noise ``v ∈ [0, 1)`` to ``(y, log|dy/du|)``.
 
     Shapes: ``pixels``, ``noise`` ``[..., D]`` -> ``y [..., D]``, log-det ``[...]``.
@@ -105,7 +106,8 @@ def dequantize(pixels, noise, levels, alpha=0.05):
     return to_logit(u, alpha), logit_log_det(u, alpha)
 
 
-def uniform_dequantize(pixels, levels, alpha=0.05, seed=None, dtype=tf.float32):
+def uniform_dequantize(pixels, levels: int, alpha: float = 0.05, seed=None,
+                       dtype: tf.DType = tf.float32) -> tuple[tf.Tensor, tf.Tensor]:
     """Uniform dequantisation as a data transform: ``v ~ U[0, 1)^D``, returns ``(y, log_det)``.
 
     Concrete (eager) ``pixels`` are checked by ``check_discrete``; inside
@@ -129,7 +131,8 @@ def uniform_dequantize(pixels, levels, alpha=0.05, seed=None, dtype=tf.float32):
     return dequantize(pixels, noise, _levels(levels), alpha)
 
 
-def bound_in_nats(log_prob_y, log_det, event_size, levels, log_q=0.0):
+def bound_in_nats(log_prob_y: tf.Tensor, log_det: tf.Tensor, event_size: int, levels: int,
+                  log_q: tf.Tensor | float = 0.0) -> tf.Tensor:
     """Per-image negative bound ``−log p_Y(y) − log|dy/du| + log q + D·log L`` (nats).
 
     All tensor arguments broadcast; shape ``[...]``.
@@ -137,7 +140,8 @@ def bound_in_nats(log_prob_y, log_det, event_size, levels, log_q=0.0):
     return -log_prob_y - log_det + log_q + event_size * np.log(_levels(levels))
 
 
-def bits_per_dim(log_prob_y, log_det, event_size, levels, log_q=0.0):
+def bits_per_dim(log_prob_y: tf.Tensor, log_det: tf.Tensor, event_size: int, levels: int,
+                 log_q: tf.Tensor | float = 0.0) -> tf.Tensor:
     """Mean of ``bound_in_nats`` over all entries, divided by ``D·log 2`` (a scalar)."""
     nats = bound_in_nats(log_prob_y, log_det, event_size, levels, log_q)
     return tf.reduce_mean(nats) / (event_size * np.log(2.0))

@@ -15,6 +15,7 @@ Space (issue 6): a pixel ``p ∈ {0, …, 16}`` is dequantised to ``u = (p + v) 
 import collections
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tfp_flows._namespace import public_dir
 from tfp_flows._optional import import_optional
@@ -28,7 +29,7 @@ Split = collections.namedtuple("Split", ["train", "test", "validation", "train_l
                                          "test_labels", "validation_labels"])
 
 
-def load(seed=0, test_fraction=0.2, validation_fraction=0.0):
+def load(seed: int = 0, test_fraction: float = 0.2, validation_fraction: float = 0.0) -> Split:
     """Returns the digits split into train / (validation) / test.
 
     Args:
@@ -64,7 +65,7 @@ def load(seed=0, test_fraction=0.2, validation_fraction=0.0):
     return Split(train, test, validation, train_labels, test_labels, validation_labels)
 
 
-def to_image(x):
+def to_image(x: ArrayLike) -> np.ndarray:
     """Reshapes flat events ``[..., 64]`` to images ``[..., 8, 8]`` (a NumPy view)."""
     x = np.asarray(x)
     if x.shape[-1:] != (EVENT_SIZE,):

@@ -40,26 +40,26 @@ def _log_sum_exp2(a, b):
     return tf.reduce_logsumexp(tf.stack([a, b], axis=-1), axis=-1)
 
 
-def ring(z, radius=2.0, width=0.3):
+def ring(z: tf.Tensor, radius: float = 2.0, width: float = 0.3) -> tf.Tensor:
     """``log p̃(z) = −½ ((‖z‖ − radius) / width)²``: a thin ring of the given radius."""
     z, _, _ = _split(z)
     return -0.5 * tf.square((_norm(z) - radius) / width)
 
 
-def u1(z):
+def u1(z: tf.Tensor) -> tf.Tensor:
     """``−U1``: ``U1 = ½((‖z‖ − 2)/0.4)² − log(e^{−½((z1−2)/0.6)²} + e^{−½((z1+2)/0.6)²})``."""
     z, z1, _ = _split(z)
     modes = _log_sum_exp2(-0.5 * tf.square((z1 - 2.0) / 0.6), -0.5 * tf.square((z1 + 2.0) / 0.6))
     return -0.5 * tf.square((_norm(z) - 2.0) / 0.4) + modes
 
 
-def u2(z):
+def u2(z: tf.Tensor) -> tf.Tensor:
     """``−U2``: ``U2 = ½((z2 − w1(z))/0.4)²``."""
     _, z1, z2 = _split(z)
     return -0.5 * tf.square((z2 - _w1(z1)) / 0.4)
 
 
-def u3(z):
+def u3(z: tf.Tensor) -> tf.Tensor:
     """``−U3``: ``U3 = −log(e^{−½((z2−w1)/0.35)²} + e^{−½((z2−w1+w2)/0.35)²})``."""
     _, z1, z2 = _split(z)
     w1 = _w1(z1)
@@ -67,7 +67,7 @@ def u3(z):
                          -0.5 * tf.square((z2 - w1 + _w2(z1)) / 0.35))
 
 
-def u4(z):
+def u4(z: tf.Tensor) -> tf.Tensor:
     """``−U4``: ``U4 = −log(e^{−½((z2−w1)/0.4)²} + e^{−½((z2−w1+w3)/0.35)²})``."""
     _, z1, z2 = _split(z)
     w1 = _w1(z1)
