@@ -43,6 +43,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="tfp_flows_wheel_check_"))
     start = time.perf_counter()
+    readme = (ROOT / "README.md").read_text()
     try:
         _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp / "dist",
               ROOT])
@@ -52,7 +53,7 @@ def main(argv=None):
         _run([python, "-m", "pip", "install", "--quiet", wheel])
         work = tmp / "work"
         work.mkdir()
-        shutil.copy(ROOT / "README.md", work / "README.md")
+        (work / "README.md").write_text(readme)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         _run([python, "-c", RUNNER, "README.md"], cwd=work, env=env)
         print(f"wheel check passed: {wheel.name} in {time.perf_counter() - start:.0f} s")
