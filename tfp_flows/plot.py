@@ -13,16 +13,23 @@ plain callable ``x [N, 2] -> log p [N]``; they are evaluated on a grid through
 
 import os
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
+from numpy.typing import ArrayLike
 
+from tfp_flows._namespace import public_dir
 from tfp_flows._optional import import_optional, missing
 
 try:  # matplotlib is the optional dependency `pip install "tfp_flows[plot]"`
+    from matplotlib.axes import Axes
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colorbar import Colorbar
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
     from matplotlib.ticker import MaxNLocator
 except ImportError as error:
     raise missing("matplotlib", "tfp_flows.plot") from error
@@ -31,21 +38,26 @@ DPI = 100
 QUADRANT_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e")
 _QUADRANT_CMAP = ListedColormap(QUADRANT_COLORS)
 
+Limits = tuple[tuple[float, float], tuple[float, float]]
+"""A plot box ``((x0, x1), (y0, y1))``."""
+Density = Callable[[np.ndarray], ArrayLike] | tfp.distributions.Distribution
+"""Anything with ``log_prob`` (a distribution, a ``FlowModel``) or ``x [N, 2] -> log p [N]``."""
 
-def new_figure(width, height, dpi=DPI):
+
+def new_figure(width: float, height: float, dpi: int = DPI) -> Figure:
     """A pyplot-free Figure of ``width x height`` inches on an Agg canvas."""
     fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
 
-def figure_pixels(fig):
+def figure_pixels(fig: Figure) -> tuple[int, int]:
     """``(width, height)`` in pixels of the PNG that ``save(fig, ...)`` writes."""
     w, h = fig.get_size_inches() * fig.dpi
     return int(round(w)), int(round(h))
 
 
-def save(fig, path, colors=None):
+def save(fig: Figure, path: str, colors: int | None = None) -> str:
     """Writes ``fig`` as a PNG of exactly ``figure_pixels(fig)``; makes parent folders.
 
     ``colors=k`` stores a ``k``-colour palette image instead of RGBA (Pillow's median-cut
@@ -65,7 +77,7 @@ def save(fig, path, colors=None):
     return path
 
 
-def limits(*arrays, quantile=0.005, pad=0.1):
+def limits(*arrays: ArrayLike, quantile: float = 0.005, pad: float = 0.1) -> Limits:
     """Square-free plot box ``((x0, x1), (y0, y1))`` covering the central mass of the arrays."""
     pts = np.concatenate([np.asarray(a, np.float64).reshape(-1, 2) for a in arrays])
     pts = pts[np.all(np.isfinite(pts), axis=1)]
@@ -92,7 +104,8 @@ def _log_prob_fn(dist):
     return fn
 
 
-def grid_log_prob(dist, lims, grid=200, dtype=np.float32):
+def grid_log_prob(dist: Density, lims: Limits, grid: int = 200,
+                  dtype=np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluates ``log p`` on a ``grid x grid`` mesh of ``lims``.
 
     Returns ``(xs [grid], ys [grid], log_p [grid, grid])`` with ``log_p[i, j]`` at
@@ -105,8 +118,9 @@ def grid_log_prob(dist, lims, grid=200, dtype=np.float32):
     return xs, ys, log_p.reshape(grid, grid)
 
 
-def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis",
-                 relative=False, vmax=None):
+def draw_density(ax: Axes, dist: Density, lims: Limits, grid: int = 200, log: bool = False,
+                 floor: float = 10.0, cmap: str = "viridis", relative: bool = False,
+                 vmax: float | None = None) -> AxesImage:
     """Draws ``p`` (or ``log p`` clipped at ``max − floor`` when ``log=True``) into ``ax``.
 
     ``p`` is drawn in its own units, with the colour scale topped at its 99.5% quantile on the
@@ -139,7 +153,7 @@ def draw_density(ax, dist, lims, grid=200, log=False, floor=10.0, cmap="viridis"
     return image
 
 
-def colorbar(fig, image, ax, label=None):
+def colorbar(fig: Figure, image: AxesImage, ax: Axes, label: str | None = None) -> Colorbar:
     """A slim colour bar for ``image`` beside ``ax`` (values above the top are marked)."""
     values = image.get_array()
     extend = "max" if np.nanmax(values) > image.norm.vmax * (1 + 1e-6) else "neither"
@@ -152,7 +166,8 @@ def colorbar(fig, image, ax, label=None):
     return bar
 
 
-def draw_points(ax, points, lims, color="k", size=2.0, alpha=0.6, **kwargs):
+def draw_points(ax: Axes, points: ArrayLike, lims: Limits, color="k", size: float = 2.0,
+                alpha: float = 0.6, **kwargs) -> None:
     """Scatter of ``points [N, 2]`` (rasterised, no edges) into ``ax``, limited to ``lims``."""
     points = np.asarray(points)
     ax.scatter(points[:, 0], points[:, 1], s=size, c=color, alpha=alpha, linewidths=0,
@@ -161,7 +176,7 @@ def draw_points(ax, points, lims, color="k", size=2.0, alpha=0.6, **kwargs):
     ax.set_ylim(*lims[1])
 
 
-def style_axes(ax, title=None, ticks=True):
+def style_axes(ax: Axes, title: str | None = None, ticks: bool = True) -> None:
     """Small tick labels (a few per axis) and a title; ``ticks=False`` hides the ticks, for
     panels whose coordinates mean nothing."""
     if ticks:
@@ -175,7 +190,9 @@ def style_axes(ax, title=None, ticks=True):
         ax.set_title(title, fontsize=10)
 
 
-def data_vs_samples(data, samples, lims=None, titles=("data", "flow samples"), size=(10, 4.5)):
+def data_vs_samples(data: ArrayLike, samples: ArrayLike, lims: Limits | None = None,
+                    titles: tuple[str, str] = ("data", "flow samples"),
+                    size: tuple[float, float] = (10, 4.5)) -> Figure:
     """Two scatter panels side by side: ``data [N, 2]`` | ``samples [M, 2]``. Size 10 x 4.5 in."""
     lims = lims or limits(data)
     fig = new_figure(*size)
@@ -189,8 +206,9 @@ def data_vs_samples(data, samples, lims=None, titles=("data", "flow samples"), s
     return fig
 
 
-def log_density(dist, lims, data=None, grid=200, floor=10.0, title="flow log-density",
-                size=(6, 4.5)):
+def log_density(dist: Density, lims: Limits, data: ArrayLike | None = None, grid: int = 200,
+                floor: float = 10.0, title: str = "flow log-density",
+                size: tuple[float, float] = (6, 4.5)) -> Figure:
     """Heat map of ``log p`` on ``lims`` (clipped at ``max − floor``), optional data overlay."""
     fig = new_figure(*size)
     ax = fig.subplots()
@@ -205,8 +223,10 @@ def log_density(dist, lims, data=None, grid=200, floor=10.0, title="flow log-den
     return fig
 
 
-def training_curve(history, keys=("loss", "val_loss"), title="training curve",
-                   ylabel="negative log-likelihood (nats)", size=(6, 4)):
+def training_curve(history, keys: tuple[str, ...] = ("loss", "val_loss"),
+                   title: str = "training curve",
+                   ylabel: str = "negative log-likelihood (nats)",
+                   size: tuple[float, float] = (6, 4)) -> Figure:
     """Plots series of a Keras ``History`` (``history.history``) or of a dict of lists.
 
     ``keys`` selects the series (those present; ``None``: all of them). Series whose name
@@ -234,7 +254,7 @@ def training_curve(history, keys=("loss", "val_loss"), title="training curve",
     return fig
 
 
-def layer_name(bijector):
+def layer_name(bijector: tfp.bijectors.Bijector) -> str:
     """Short type label of a bijector, e.g. ``RealNVP``, ``Invert(Sigmoid)``."""
     kind = type(bijector).__name__
     inner = getattr(bijector, "bijector", None)
@@ -243,7 +263,8 @@ def layer_name(bijector):
     return kind
 
 
-def warp_stages(dist, layers=None, n=8000, seed=0):
+def warp_stages(dist: tfp.distributions.TransformedDistribution, layers=None, n: int = 8000,
+                seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     """Base samples pushed through the flow one layer at a time.
 
     Returns ``(stages, quadrant)``: ``stages[0]`` is ``n`` draws of ``N(0, I)`` (first two
@@ -266,7 +287,8 @@ def warp_stages(dist, layers=None, n=8000, seed=0):
     return stages, quadrant
 
 
-def warp(dist, layers=None, n=8000, seed=0, cols=4, panel=3.0, titles=None):
+def warp(dist: tfp.distributions.TransformedDistribution, layers=None, n: int = 8000,
+         seed: int = 0, cols: int = 4, panel: float = 3.0, titles=None) -> Figure:
     """The layer-by-layer warp: one panel per stage of ``warp_stages``, coloured by quadrant.
 
     Panel 0 is the base ``N(0, I)``; panel ``i`` is titled ``"i: <layer type>"``. Each panel
@@ -294,8 +316,8 @@ def warp(dist, layers=None, n=8000, seed=0, cols=4, panel=3.0, titles=None):
     return fig
 
 
-def density_grid(rows, lims, grid=150, panel=2.6, row_labels=None, relative=False,
-                 label=None):
+def density_grid(rows, lims: Limits, grid: int = 150, panel: float = 2.6, row_labels=None,
+                 relative: bool = False, label: str | None = None) -> Figure:
     """A grid of density panels: ``rows[r]`` is a list of ``(title, dist_or_log_prob_fn)``.
 
     Each row shares one colour scale, topped at the largest 99.5% grid quantile of its
@@ -331,14 +353,15 @@ def density_grid(rows, lims, grid=150, panel=2.6, row_labels=None, relative=Fals
     return fig
 
 
-def density_comparison(true_log_prob, flows, lims, grid=150, panel=2.6,
-                       true_title="true density", relative=False):
+def density_comparison(true_log_prob: Density, flows: dict[str, Density], lims: Limits,
+                       grid: int = 150, panel: float = 2.6, true_title: str = "true density",
+                       relative: bool = False) -> Figure:
     """One row: the target ``true_log_prob`` | each flow of the dict ``{title: dist}``."""
     row = [(true_title, true_log_prob)] + list(flows.items())
     return density_grid([row], lims, grid=grid, panel=panel, relative=relative)
 
 
-def gallery(rows, grid=150, panel=2.6, n_show=4000):
+def gallery(rows, grid: int = 150, panel: float = 2.6, n_show: int = 4000) -> Figure:
     """One row per dataset: data | flow density (with its colour bar) | flow samples.
 
     ``rows`` is a list of ``(name, data [N, 2], dist, samples [M, 2])``. Each row shares
@@ -364,3 +387,4 @@ __all__ = ["DPI", "colorbar", "data_vs_samples", "density_comparison", "density_
            "draw_density", "draw_points", "figure_pixels", "gallery", "grid_log_prob",
            "layer_name", "limits", "log_density", "new_figure", "save", "style_axes",
            "training_curve", "warp", "warp_stages"]
+__dir__ = public_dir(__all__)
