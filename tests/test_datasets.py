@@ -49,6 +49,11 @@ def test_two_moons_lie_on_the_arcs():
     assert np.quantile(np.minimum(upper, lower), 0.99) < 4 * noise
     # About half of the points on each moon.
     assert 0.4 < np.mean(upper < lower) < 0.6
+    points, moon = datasets.two_moons(N, noise=noise, seed=0, labels=True)
+    np.testing.assert_array_equal(points, datasets.two_moons(N, noise=noise, seed=0))
+    assert moon.dtype == np.int32 and set(np.unique(moon)) == {0, 1}
+    # The label names the arc a point lies on (up to the few noisy points where they cross).
+    assert np.mean(moon == (upper >= lower)) > 0.95
 
 
 def test_checkerboard_on_dark_squares():

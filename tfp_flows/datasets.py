@@ -43,13 +43,16 @@ def _check_n(n):
     return n
 
 
-def two_moons(n: int, noise: float = 0.05, seed: Seed = None) -> np.ndarray:
+def two_moons(n: int, noise: float = 0.05, seed: Seed = None, labels: bool = False):
     """Two interleaved half circles, roughly on ``[-3, 3] x [-1.2, 1.8]``.
 
     Upper moon: ``(cos t, sin t)``; lower moon: ``(1 − cos t, 0.5 − sin t)``,
     ``t ~ U[0, π]``, each point on one moon with probability ½; then isotropic Gaussian
     noise of std ``noise`` and the affine map ``2·p + (−1, −0.2)`` (FFJORD's scale),
     which centres the pair near the origin.
+
+    ``labels=True`` returns ``(points, moon)`` with ``moon [n]`` int32, 0 for the upper and
+    1 for the lower moon (the points are the same as without labels).
     """
     n, rng = _check_n(n), _rng(seed)
     t = rng.uniform(0.0, np.pi, n)
@@ -57,7 +60,9 @@ def two_moons(n: int, noise: float = 0.05, seed: Seed = None) -> np.ndarray:
     x = np.where(upper, np.cos(t), 1.0 - np.cos(t))
     y = np.where(upper, np.sin(t), 0.5 - np.sin(t))
     points = np.stack([x, y], axis=1) + noise * rng.standard_normal([n, 2])
-    return _finish(2.0 * points + np.array([-1.0, -0.2]), rng)
+    order = rng.permutation(n)
+    points = (2.0 * points + np.array([-1.0, -0.2]))[order].astype(np.float32)
+    return (points, (~upper[order]).astype(np.int32)) if labels else points
 
 
 def checkerboard(n: int, seed: Seed = None) -> np.ndarray:

@@ -361,22 +361,25 @@ def density_comparison(true_log_prob: Density, flows: dict[str, Density], lims: 
     return density_grid([row], lims, grid=grid, panel=panel, relative=relative)
 
 
-def gallery(rows, grid: int = 150, panel: float = 2.6, n_show: int = 4000) -> Figure:
+def gallery(rows, grid: int = 150, panel: float = 2.6, n_show: int = 4000,
+            lims: Limits | None = None,
+            titles: tuple = ("data", "flow density", "flow samples")) -> Figure:
     """One row per dataset: data | flow density (with its colour bar) | flow samples.
 
     ``rows`` is a list of ``(name, data [N, 2], dist, samples [M, 2])``. Each row shares
-    the plot box of its data; ticks are in data coordinates. Size
-    ``3·panel + bar x len(rows)·panel`` in.
+    the plot box of its data (or ``lims``, one box for every row); ticks are in data
+    coordinates; ``titles`` head the three columns. Size ``3·panel + bar x len(rows)·panel`` in.
     """
     fig = new_figure(3 * panel + 0.6, len(rows) * panel)
     axes = np.asarray(fig.subplots(len(rows), 3, squeeze=False))
+    box = lims
     for r, (name, data, dist, samples) in enumerate(rows):
-        lims = limits(data, quantile=0.0, pad=0.05)
+        lims = box or limits(data, quantile=0.0, pad=0.05)
         draw_points(axes[r, 0], np.asarray(data)[:n_show], lims, color="#1f77b4")
         image = draw_density(axes[r, 1], dist, lims, grid=grid)
         colorbar(fig, image, axes[r, 1], "p(x)" if r == 0 else None)
         draw_points(axes[r, 2], np.asarray(samples)[:n_show], lims, color="#d62728")
-        for c, title in enumerate(("data", "flow density", "flow samples")):
+        for c, title in enumerate(titles):
             style_axes(axes[r, c], title if r == 0 else None)
         axes[r, 0].set_ylabel(name)
     fig.tight_layout()
