@@ -5,14 +5,17 @@ Used by the coupling templates. Its parameters are created by
 so TFP tracks them as ``tf.Variable``s and ``FlowModel`` trains them as Keras weights.
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import tensorflow as tf
 
 from tfp_flows import _checks
+from tfp_flows._namespace import public_dir
 from tfp_flows._variables import make_variable
 
 
-def concat_conditions(x0, condition_kwargs):
+def concat_conditions(x0: tf.Tensor, condition_kwargs: dict) -> tf.Tensor:
     """Concatenates ``x0 [..., d]`` with every conditioning tensor ``[..., c_k]``.
 
     Conditions are taken in sorted-key order and broadcast against the batch axes of ``x0``.
@@ -51,8 +54,10 @@ class MLP(tf.Module):
     uses next to the network (e.g. a learnable bound), stored in the same variable.
     """
 
-    def __init__(self, hidden_layers, output_units, activation=tf.nn.relu,
-                 zero_init_output=True, seed=None, extra_parameters=None, name=None):
+    def __init__(self, hidden_layers: Sequence[int], output_units: int,
+                 activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
+                 zero_init_output: bool = True, seed: int | None = None,
+                 extra_parameters: dict | None = None, name: str | None = None):
         super().__init__(name=name)
         self._extra = {k: np.asarray(v, np.float64) for k, v in (extra_parameters or {}).items()}
         hidden_layers = list(hidden_layers)
@@ -107,7 +112,7 @@ class MLP(tf.Module):
             offset += value.size
         raise KeyError(f"MLP {self.name} has no extra parameter {name!r}.")
 
-    def __call__(self, h):
+    def __call__(self, h: tf.Tensor) -> tf.Tensor:
         h = tf.convert_to_tensor(h)
         input_units = h.shape[-1]
         if input_units is None:
@@ -128,7 +133,8 @@ class MLP(tf.Module):
         return tf.reshape(out, tf.concat([batch_shape, [self._output_units]], axis=0))
 
 
-def made_degrees(event_size, hidden_layers, input_order=None):
+def made_degrees(event_size: int, hidden_layers: Sequence[int],
+                 input_order: Sequence[int] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """The degrees of a MADE (Germain et al., 2015): ``(input_degrees, [hidden_degrees_l])``.
 
     ``input_degrees [D]`` is a permutation of ``1..D`` (``input_order``; default ``1..D``,
@@ -180,9 +186,11 @@ class MADE(tf.Module):
     are broadcast against each other and flattened, so every layer is one 2-D ``tf.matmul``.
     """
 
-    def __init__(self, event_size, params_per_element, hidden_layers=(64, 64),
-                 conditional_size=None, input_order=None, activation=tf.nn.relu, seed=None,
-                 name=None):
+    def __init__(self, event_size: int, params_per_element: int,
+                 hidden_layers: Sequence[int] = (64, 64), conditional_size: int | None = None,
+                 input_order: Sequence[int] | None = None,
+                 activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
+                 seed: int | None = None, name: str | None = None):
         super().__init__(name=name or "made")
         hidden_layers = list(hidden_layers)
         if not hidden_layers:
@@ -292,3 +300,7 @@ class MADE(tf.Module):
                 out = self._activation(out)
         return tf.reshape(out, tf.concat(
             [batch_shape, [self._event_size, self._params_per_element]], axis=0))
+
+
+__all__ = ["MADE", "MLP", "concat_conditions", "made_degrees"]
+__dir__ = public_dir(__all__)

@@ -19,8 +19,8 @@ class LeakyReLU(FlowBijector):
     Shapes: elementwise, ``forward_min_event_ndims = 0``; a scalar parameter.
     """
 
-    def __init__(self, alpha=0.1, trainable=False, dtype=tf.float32, validate_args=False,
-                 name="leaky_relu"):
+    def __init__(self, alpha: float = 0.1, trainable: bool = False, dtype: tf.DType = tf.float32,
+                 validate_args: bool = False, name: str = "leaky_relu"):
         parameters = dict(locals())
         alpha = _checks.positive_float(alpha, "alpha")
         dtype = _checks.float_dtype(dtype)

@@ -24,8 +24,9 @@ class LULinear(FlowBijector):
     so each product is one 2-D ``tf.matmul``.
     """
 
-    def __init__(self, event_size, init="rotation", bias=True, seed=None, dtype=tf.float32,
-                 validate_args=False, name="lu_linear"):
+    def __init__(self, event_size: int, init: str = "rotation", bias: bool = True,
+                 seed: int | None = None, dtype: tf.DType = tf.float32,
+                 validate_args: bool = False, name: str = "lu_linear"):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
         dtype = _checks.float_dtype(dtype)

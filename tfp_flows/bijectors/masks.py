@@ -16,7 +16,7 @@ def _image_shape(x, op):
     return shape[:-3], shape[-3:]
 
 
-def squeeze(x):
+def squeeze(x: tf.Tensor) -> tf.Tensor:
     """Space-to-depth by 2: ``[..., H, W, C] -> [..., H/2, W/2, 4C]``.
 
     Each 2×2 block becomes 4 channel groups, ordered (row offset, column offset, channel):
@@ -36,7 +36,7 @@ def squeeze(x):
     return tf.reshape(x, tf.concat([tf.shape(x)[:nb], [h // 2, w // 2, 4 * c]], axis=0))
 
 
-def unsqueeze(x):
+def unsqueeze(x: tf.Tensor) -> tf.Tensor:
     """Inverse of ``squeeze``: ``[..., H, W, 4C] -> [..., 2H, 2W, C]``.
 
     Raises:
@@ -54,14 +54,14 @@ def unsqueeze(x):
     return tf.reshape(x, tf.concat([tf.shape(x)[:nb], [2 * h, 2 * w, c]], axis=0))
 
 
-def checkerboard_mask(image_shape, parity=0):
+def checkerboard_mask(image_shape: tuple[int, int, int], parity: int = 0) -> np.ndarray:
     """``mask[i, j, c] = ((i + j) % 2 == parity)`` for ``image_shape = (H, W, C)``; bool."""
     h, w, c = _check_shape(image_shape)
     ij = np.add.outer(np.arange(h), np.arange(w)) % 2 == _parity(parity)
     return np.broadcast_to(ij[:, :, None], (h, w, c)).copy()
 
 
-def channel_mask(image_shape, parity=0):
+def channel_mask(image_shape: tuple[int, int, int], parity: int = 0) -> np.ndarray:
     """``mask[i, j, c] = (c < C/2)`` for parity 0 and its complement for parity 1; bool.
 
     Raises:

@@ -1,5 +1,7 @@
 """Seeded random permutation of the event axis."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow_probability as tfp
 
@@ -8,7 +10,8 @@ from tfp_flows import _checks
 tfb = tfp.bijectors
 
 
-def random_permute(event_size, seed=None, name="random_permute"):
+def random_permute(event_size: int, seed: int | Sequence[int] | None = None,
+                   name: str = "random_permute") -> tfp.bijectors.Permute:
     """Returns ``tfb.Permute`` with a random permutation of ``range(event_size)``.
 
     ``y[..., i] = x[..., perm[i]]``; log-det 0. The same ``seed`` gives the same

@@ -28,8 +28,8 @@ class Planar(FlowBijector):
     Shapes: ``event_ndims = 1``; inputs ``[..., D]``.
     """
 
-    def __init__(self, event_size, seed=None, dtype=tf.float32, max_iterations=100,
-                 validate_args=False, name="planar"):
+    def __init__(self, event_size: int, seed: int | None = None, dtype: tf.DType = tf.float32,
+                 max_iterations: int = 100, validate_args: bool = False, name: str = "planar"):
         parameters = dict(locals())
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._max_iterations = _checks.positive_int(max_iterations, "max_iterations")
