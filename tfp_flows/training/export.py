@@ -12,6 +12,7 @@ Load with ``m = tf.saved_model.load(path)`` and call ``m.log_prob(x)`` / ``m.sam
 """
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_flows._mode import training_mode
 from tfp_flows.training.model import FlowModel, flow_variables
@@ -38,7 +39,7 @@ class _ExportedFlow(tf.Module):
         self.sample = sample
 
 
-def export_saved_model(flow, path):
+def export_saved_model(flow: FlowModel | tfp.distributions.Distribution, path: str) -> str:
     """Writes ``flow`` (a ``FlowModel`` or a tfp_flows distribution) as a SavedModel at ``path``.
 
     Returns ``path``.

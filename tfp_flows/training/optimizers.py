@@ -7,8 +7,8 @@ import keras
 from tfp_flows import _checks
 
 
-def flow_optimizer(total_steps, learning_rate=4e-3, warmup_steps=None, global_clipnorm=5.0,
-                   **adam_kwargs):
+def flow_optimizer(total_steps: int, learning_rate: float = 4e-3, warmup_steps: int | None = None,
+                   global_clipnorm: float | None = 5.0, **adam_kwargs) -> keras.optimizers.Adam:
     """Adam with a linear warm-up and a cosine decay to zero over the training budget.
 
     With ``T = total_steps``, ``w = warmup_steps`` and ``η = learning_rate``, step ``t`` uses
