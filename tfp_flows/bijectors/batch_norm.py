@@ -30,9 +30,14 @@ class BatchNorm(FlowBijector):
     bijector cache for the pair ``(x, y)`` (the mechanism ``tfb.FFJORD`` uses).
 
     Unlike ``tfb.BatchNormalization`` it wraps no tf-keras layer, so it works under Keras 3.
+    Under ``tf.distribute`` the batch statistics are those of the global batch (all replicas),
+    so training on N replicas equals training on one device with the same global batches.
 
     Shapes: ``event_ndims = 1``; inputs ``[..., D]``.
     """
+
+    #: Training mode all-reduces over replicas (read by ``training.distributed``).
+    all_reduces_in_training = True
 
     def __init__(self, event_size, momentum=0.99, epsilon=1e-3, training=None, dtype=tf.float32,
                  validate_args=False, name="batch_norm"):
@@ -60,8 +65,19 @@ class BatchNorm(FlowBijector):
         return is_training() if self._training is None else self._training
 
     def _batch_moments(self, y):
+        """Mean and variance over the batch axes; under ``tf.distribute``, over the global batch.
+
+        Each replica all-reduces sums (two passes, like ``tf.nn.moments``), so N replicas with
+        B/N points each get the statistics of the B points (the all-reduce is differentiable).
+        """
         axes = list(range(y.shape.rank - 1))
-        return tf.nn.moments(y, axes=axes)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return tf.nn.moments(y, axes=axes)
+        count = ctx.all_reduce("sum", tf.cast(tf.reduce_prod(tf.shape(y)[:-1]), y.dtype))
+        mean = ctx.all_reduce("sum", tf.reduce_sum(y, axes)) / count
+        variance = ctx.all_reduce("sum", tf.reduce_sum(tf.square(y - mean), axes)) / count
+        return mean, variance
 
     def _stats(self, y=None):
         if y is not None and self.training:

@@ -21,6 +21,7 @@ Here:
 import keras
 import tensorflow as tf
 
+from tfp_flows.training import distributed
 from tfp_flows.training.guards import NaNGuard
 
 
@@ -76,10 +77,12 @@ def multi_step_function(model, step_function, fallback, executions):
     """
     strategy = model.distribute_strategy
 
-    @tf.function(reduce_retracing=True, jit_compile=model.jit_compile)
+    # Under a strategy XLA compiles each replica's gradients instead (training/distributed.py).
+    @tf.function(reduce_retracing=True,
+                 jit_compile=model.jit_compile and not distributed.is_distributed(strategy))
     def one_step(data):
         logs = strategy.run(lambda d: step_function(_to_none(d)), args=(data,))
-        return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), logs)
+        return tf.nest.map_structure(lambda v: distributed.mean_over_replicas(strategy, v), logs)
 
     @tf.function(reduce_retracing=True)
     def run(iterator, num_steps, initial_logs):

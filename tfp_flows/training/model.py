@@ -26,7 +26,7 @@ from tfp_flows import energies as _energies
 from tfp_flows import flows as _flows
 from tfp_flows._mode import training_mode
 from tfp_flows._variables import keras_variable_of
-from tfp_flows.training import checks, execution
+from tfp_flows.training import checks, distributed, execution
 from tfp_flows.training.guards import NaNGuard
 
 
@@ -154,22 +154,21 @@ class FlowModel(keras.Model):
                 **kwargs):
         """Keras ``compile`` without a loss (the objective is fixed by the model).
 
-        Outside distribution strategies ``jit_compile`` defaults to True (XLA) and
-        ``steps_per_execution`` to 32, not Keras's 1: a flow's train step takes a few
-        milliseconds, and with 1 Keras's per-call overhead costs as much again
-        (``benchmarks/README.md``). Batch-level callbacks (``on_train_batch_end``, the
-        progress bar) then run every 32 batches; pass ``steps_per_execution=1`` to see every
-        batch. Under a strategy the defaults are False and 1 (the NaN guard's cross-replica
-        update does not run inside Keras's multi-step loop).
+        ``jit_compile`` defaults to True (XLA) and ``steps_per_execution`` to 32, not Keras's
+        1: a flow's train step takes a few milliseconds, and with 1 Keras's per-call overhead
+        costs as much again (``benchmarks/README.md``). Batch-level callbacks
+        (``on_train_batch_end``, the progress bar) then run every 32 batches; pass
+        ``steps_per_execution=1`` to see every batch. The same defaults hold under
+        ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` (``training.distributed``:
+        there XLA compiles each replica's loss and gradients).
         """
         if loss is not None:
             raise TypeError("FlowModel's loss is fixed (negative log-likelihood or reverse KL); "
                             f"do not pass `loss` (got {loss!r}).")
         if jit_compile is None or jit_compile == "auto":
-            jit_compile = not tf.distribute.has_strategy()
+            jit_compile = True
         if steps_per_execution is None:
-            steps_per_execution = (1 if tf.distribute.has_strategy()
-                                   else DEFAULT_STEPS_PER_EXECUTION)
+            steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
         super().compile(optimizer=optimizer, jit_compile=jit_compile,
                         steps_per_execution=steps_per_execution, **kwargs)
         if not self.optimizer.built:
@@ -201,16 +200,14 @@ class FlowModel(keras.Model):
         return tf.cast(x, self._distribution.dtype)
 
     def _sample_seed(self):
-        seed = tf.cast(self._seed_generator.next(), tf.int32)
-        ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
-        return seed
+        # The same seed on every replica: each pushes its slice of one global sample.
+        return tf.cast(self._seed_generator.next(), tf.int32)
 
     def _reverse_kl(self):
-        """Returns ``(kl_estimate, ess)`` from ``num_samples`` reparameterised samples."""
-        x, log_q = self._distribution.experimental_sample_and_log_prob(
-            self.num_samples, seed=self._sample_seed())
+        """Returns ``(kl_estimate, ess)`` from ``num_samples`` reparameterised samples (over
+        all replicas under a strategy)."""
+        x, log_q = distributed.sample_and_log_prob(self._distribution, self.num_samples,
+                                                   self._sample_seed())
         log_p = tf.cast(self._target(x), log_q.dtype)
         log_w = log_p - log_q
         ess = tf.exp(2.0 * tf.reduce_logsumexp(log_w) - tf.reduce_logsumexp(2.0 * log_w))
@@ -249,10 +246,22 @@ class FlowModel(keras.Model):
         return logs
 
     # ----------------------------------------------------------------- Keras steps
+    def make_test_function(self, force=False):
+        """Keras's test function; under a strategy the one of ``training/execution.py``
+        (``training/distributed.py`` says why)."""
+        if self.test_function is not None and not force:
+            return self.test_function
+        super().make_test_function(force=True)
+        if distributed.is_distributed(self.distribute_strategy) and not self.run_eagerly:
+            self.test_function = execution.multi_step_function(
+                self, self.test_step, self.test_function, execution.Executions())
+        return self.test_function
+
     def train_step(self, data):
         # The flag is read while tracing: this trace (train_function) uses batch statistics.
+        gradients = getattr(self, "_replica_gradients", None) or self.compute_loss_and_gradients
         with training_mode(True):
-            loss, ess, batch, grads = self.compute_loss_and_gradients(data)
+            loss, ess, batch, grads = gradients(data)
         ok = self.guard.apply(self.optimizer, loss, grads, self.trainable_variables)
         logs = self._update_metrics(loss, ess, batch, ok)
         logs.update(self.guard.logs())
@@ -269,7 +278,12 @@ class FlowModel(keras.Model):
 
     # ----------------------------------------------------------------- fit / evaluate
     def _dummy_data(self):
-        return tf.data.Dataset.from_tensors(tf.zeros([1], tf.float32)).repeat()
+        # One row per replica, so that every replica gets a (never read) batch.
+        rows = self.distribute_strategy.num_replicas_in_sync
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF)
+        return tf.data.Dataset.from_tensors(tf.zeros([rows, 1])).repeat().with_options(options)
 
     def _check_validation(self, validation_data):
         if validation_data is None or self._target is not None:
@@ -283,11 +297,20 @@ class FlowModel(keras.Model):
     def make_train_function(self, force=False):
         """Keras's train function; with ``steps_per_execution > 1`` one whose last execution
         of an epoch is short, so that an epoch runs exactly ``steps_per_epoch`` steps
-        (``training/execution.py``)."""
+        (``training/execution.py``). Under a strategy always that one, with XLA on each
+        replica's loss and gradients (``training/distributed.py``)."""
         if self.train_function is not None and not force:
             return self.train_function
         super().make_train_function(force=True)
-        if self.steps_per_execution > 1 and not self.run_eagerly:
+        strategy = self.distribute_strategy
+        self._replica_gradients = None
+        if distributed.is_distributed(strategy):
+            if self._target is not None:
+                distributed.check_num_samples(self.num_samples, strategy)
+            self._replica_gradients = distributed.replica_compiled(
+                self.compute_loss_and_gradients, self.jit_compile, self._distribution)
+        if ((self.steps_per_execution > 1 or distributed.is_distributed(strategy))
+                and not self.run_eagerly):
             self.train_function = execution.multi_step_function(
                 self, self.train_step, self.train_function, self._executions)
         return self.train_function
