@@ -107,12 +107,14 @@ def mean_over_replicas(strategy, value):
 
 
 def is_chief(strategy=None):
-    """Whether this process is the chief: the ``chief`` task, else worker 0, else alone."""
-    strategy = strategy or tf.distribute.get_strategy()
+    """Whether this process is the chief: the ``chief`` task, else worker 0, else alone.
+
+    Reads ``strategy.cluster_resolver`` or, without a strategy, ``TF_CONFIG``.
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
+    if resolver is None:
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if not resolver.task_type or resolver.task_type == "chief":
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
