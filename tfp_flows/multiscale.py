@@ -24,11 +24,14 @@ conditioning entries) or from ``ConvTemplate`` (3×3 convolutions on the masked 
 coupling's scale); every parameter is made by ``tfp_flows.make_variable``.
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import _checks
+from tfp_flows._namespace import public_dir
 from tfp_flows._variables import make_variable
 from tfp_flows.bijectors._base import FlowBijector
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze
@@ -49,8 +52,9 @@ class IndexCoupling(FlowBijector):
         ``[..., |T|]`` (``log_scale`` may be None: additive coupling).
     """
 
-    def __init__(self, event_size, conditioning, transformed, shift_and_log_scale_fn,
-                 validate_args=False, name="index_coupling"):
+    def __init__(self, event_size: int, conditioning: Sequence[int], transformed: Sequence[int],
+                 shift_and_log_scale_fn: Callable, validate_args: bool = False,
+                 name: str = "index_coupling"):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
         cond = np.asarray(conditioning, np.int64).ravel()
@@ -127,8 +131,9 @@ class ConvTemplate(tf.Module):
       conditioning, transformed: the coupling's sorted event index arrays.
     """
 
-    def __init__(self, layout, conditioning, transformed, filters=32, num_layers=2,
-                 log_scale_bound=2.0, seed=None, name="conv_template"):
+    def __init__(self, layout: np.ndarray, conditioning: Sequence[int], transformed: Sequence[int],
+                 filters: int = 32, num_layers: int = 2, log_scale_bound: float = 2.0,
+                 seed: int | None = None, name: str = "conv_template"):
         super().__init__(name=name)
         layout = np.asarray(layout)
         self._shape = tuple(layout.shape)
@@ -188,7 +193,8 @@ class ConvTemplate(tf.Module):
         return tf.reshape(shift, shape), tf.reshape(log_scale, shape)
 
 
-def multiscale_layout(image_shape, num_scales=2, couplings_per_scale=3, final_couplings=4):
+def multiscale_layout(image_shape: tuple[int, int, int], num_scales: int = 2,
+                      couplings_per_scale: int = 3, final_couplings: int = 4) -> tuple[list, list]:
     """The coupling plan of a multi-scale flow, in the data -> latent order.
 
     Returns:
@@ -258,10 +264,12 @@ class MultiScaleRealNVP(FlowBijector):
       filters: channels of the hidden convolutions (``network="conv"``).
     """
 
-    def __init__(self, image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
-                 final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0, seed=None,
-                 network="mlp", filters=32, dtype=tf.float32, validate_args=False,
-                 name="multiscale_realnvp"):
+    def __init__(self, image_shape: tuple[int, int, int] = (8, 8, 1), num_scales: int = 2,
+                 couplings_per_scale: int = 3, final_couplings: int = 4,
+                 hidden_layers: Sequence[int] = (128, 128), log_scale_bound: float = 2.0,
+                 seed: int | None = None, network: str = "mlp", filters: int = 32,
+                 dtype: tf.DType = tf.float32, validate_args: bool = False,
+                 name: str = "multiscale_realnvp"):
         parameters = dict(locals())
         if network not in ("mlp", "conv"):
             raise ValueError(f"`network` must be 'mlp' or 'conv', got {network!r}.")
@@ -325,10 +333,12 @@ class MultiScaleRealNVP(FlowBijector):
         return self._chain.inverse_log_det_jacobian(y, event_ndims=1)
 
 
-def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
-                       final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0,
-                       seed=None, network="mlp", filters=32, dtype=tf.float32,
-                       name="multiscale_realnvp"):
+def multiscale_realnvp(image_shape: tuple[int, int, int] = (8, 8, 1), num_scales: int = 2,
+                       couplings_per_scale: int = 3, final_couplings: int = 4,
+                       hidden_layers: Sequence[int] = (128, 128), log_scale_bound: float = 2.0,
+                       seed: int | None = None, network: str = "mlp", filters: int = 32,
+                       dtype: tf.DType = tf.float32,
+                       name: str = "multiscale_realnvp") -> tfd.TransformedDistribution:
     """``TransformedDistribution`` of ``MultiScaleRealNVP`` over ``N(0, I_{H·W·C})``.
 
     Records its arguments as ``dist.flow_config`` (``builder="multiscale_realnvp"``).
@@ -350,3 +360,4 @@ def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=
 
 __all__ = ["ConvTemplate", "IndexCoupling", "MultiScaleRealNVP", "multiscale_layout",
            "multiscale_realnvp"]
+__dir__ = public_dir(__all__)
