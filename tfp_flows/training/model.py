@@ -15,6 +15,7 @@ The model owns no Keras layers: its weights are the ``keras.Variable``s behind t
 """
 
 import warnings
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -30,7 +31,7 @@ from tfp_flows.training import checks, distributed, execution
 from tfp_flows.training.guards import NaNGuard
 
 
-def flow_variables(distribution):
+def flow_variables(distribution: tfp.distributions.Distribution) -> tuple[list, list]:
     """Builds lazy variables and returns ``(trainable, non_trainable)`` ``keras.Variable`` lists.
 
     Raises:
@@ -94,8 +95,9 @@ class FlowModel(keras.Model):
     tuple entries are ignored); ``predict(x)`` returns ``log q(x) [N]``.
     """
 
-    def __init__(self, distribution, nan_guard=True, backoff_after=3, backoff_factor=0.5,
-                 stop_after=10, name="flow_model", **kwargs):
+    def __init__(self, distribution: tfp.distributions.Distribution, nan_guard: bool = True,
+                 backoff_after: int = 3, backoff_factor: float = 0.5, stop_after: int = 10,
+                 name: str = "flow_model", **kwargs):
         super().__init__(name=name, **kwargs)
         trainable, non_trainable = flow_variables(distribution)
         self._distribution = distribution
@@ -115,7 +117,9 @@ class FlowModel(keras.Model):
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def for_target(cls, target_log_prob_fn, distribution, num_samples=256, seed=None, **kwargs):
+    def for_target(cls, target_log_prob_fn: Callable[[tf.Tensor], tf.Tensor],
+                   distribution: tfp.distributions.Distribution, num_samples: int = 256,
+                   seed: int | None = None, **kwargs) -> "FlowModel":
         """A model trained by reverse KL to ``target_log_prob_fn`` (no data needed).
 
         Args:
@@ -143,7 +147,7 @@ class FlowModel(keras.Model):
         return model
 
     @property
-    def distribution(self):
+    def distribution(self) -> tfp.distributions.Distribution:
         return self._distribution
 
     @property
@@ -176,12 +180,12 @@ class FlowModel(keras.Model):
         self.guard.attach(self.optimizer)
 
     # ----------------------------------------------------------------- densities
-    def log_prob(self, x):
+    def log_prob(self, x) -> tf.Tensor:
         """``log q(x)``, ``[..., D] -> [...]``, in inference mode."""
         with training_mode(False):
             return self._distribution.log_prob(tf.cast(x, self._distribution.dtype))
 
-    def sample(self, n, seed=None):
+    def sample(self, n: int, seed: int | None = None) -> tf.Tensor:
         """``n`` samples ``[n, D]`` from the flow, in inference mode.
 
         ``seed``: None (fresh randomness), an int or a stateless ``[2]`` seed (the same seed
