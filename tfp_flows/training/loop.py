@@ -7,8 +7,10 @@ Same objective, clipping (the Keras optimizer's ``clipnorm`` / ``clipvalue`` /
 
 import warnings
 
+import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 from tqdm.auto import tqdm
 
 from tfp_flows._mode import training_mode
@@ -27,9 +29,11 @@ def _batches(data, batch_size, seed, shuffle_buffer):
     return iter(ds.repeat().batch(min(batch_size, len(data)), drop_remainder=True).prefetch(2))
 
 
-def train(distribution, data, optimizer, steps, batch_size=256, validation_data=None,
-          validation_every=100, nan_guard=True, backoff_after=3, backoff_factor=0.5,
-          stop_after=10, jit_compile=True, seed=None, shuffle_buffer=10_000, progress=True):
+def train(distribution: tfp.distributions.Distribution, data, optimizer: keras.optimizers.Optimizer,
+          steps: int, batch_size: int = 256, validation_data=None, validation_every: int = 100,
+          nan_guard: bool = True, backoff_after: int = 3, backoff_factor: float = 0.5,
+          stop_after: int = 10, jit_compile: bool = True, seed: int | None = None,
+          shuffle_buffer: int = 10_000, progress: bool = True) -> dict:
     """Fits ``distribution`` to ``data`` by minimising the mean negative log-likelihood.
 
     Args:
