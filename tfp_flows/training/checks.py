@@ -90,7 +90,7 @@ def _scan(dataset):
     return dataset.reduce((zero, zero, zero, tf.constant(-1, tf.int64)), step)
 
 
-def check_data(x, event_size, dtype=tf.float32, what="x"):
+def check_data(x, event_size: int, dtype: tf.DType = tf.float32, what: str = "x"):
     """Dispatches to ``check_dataset`` or ``check_array``; returns the checked input."""
     dtype = tf.as_dtype(dtype)
     if isinstance(x, tf.data.Dataset):

@@ -77,7 +77,8 @@ class NaNGuard:
 
     LOG_KEYS = ("skipped_steps", "consecutive_bad_steps", "lr_backoffs")
 
-    def __init__(self, enabled=True, backoff_after=3, backoff_factor=0.5, stop_after=10):
+    def __init__(self, enabled: bool = True, backoff_after: int = 3, backoff_factor: float = 0.5,
+                 stop_after: int = 10):
         self.enabled = bool(enabled)
         self.backoff_after = _checks.positive_int(backoff_after, "backoff_after")
         self.backoff_factor = _checks.in_open_interval(backoff_factor, 0.0, 1.0, "backoff_factor")
