@@ -5,11 +5,14 @@ Every builder records its own arguments as ``dist.flow_config`` (a dict with the
 uses this to serialise a model.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import _checks
+from tfp_flows._namespace import public_dir
 from tfp_flows.bijectors import (
     BatchNorm,
     FusedRealNVP,
@@ -37,7 +40,7 @@ def _seed(seed, i):
     return [seed, i]
 
 
-def standard_normal(event_size, dtype=tf.float32):
+def standard_normal(event_size: int, dtype: tf.DType = tf.float32) -> tfd.Distribution:
     """``N(0, I)`` over events of shape ``[event_size]``."""
     dtype = _checks.float_dtype(dtype)
     return tfd.Sample(tfd.Normal(tf.zeros([], dtype), tf.ones([], dtype)), [event_size])
@@ -57,8 +60,10 @@ def _mixing_permutation(event_size, seed, i):
     return random_permute(event_size, seed=_seed(seed, 1000 + i), name=f"permute_{i}")
 
 
-def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, shift_only=False,
-            log_scale_bound=2.0, seed=None, dtype=tf.float32, name="realnvp"):
+def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] = (64, 64),
+            batch_norm: bool = False, shift_only: bool = False, log_scale_bound: float = 2.0,
+            seed: int | None = None, dtype: tf.DType = tf.float32,
+            name: str = "realnvp") -> tfd.TransformedDistribution:
     """RealNVP (Dinh et al., 2017): affine couplings with a permutation between them.
 
     Base -> data: ``[coupling_i, (BatchNorm_i), permutation_i]`` for ``i < num_layers``
@@ -89,7 +94,8 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
     return _finish(layers, event_size, dtype, name, config)
 
 
-def planar(event_size, num_layers=8, seed=None, dtype=tf.float32, name="planar_flow"):
+def planar(event_size: int, num_layers: int = 8, seed: int | None = None,
+           dtype: tf.DType = tf.float32, name: str = "planar_flow") -> tfd.TransformedDistribution:
     """A stack of ``num_layers`` ``Planar`` layers (Rezende & Mohamed, 2015)."""
     seed = _concrete_seed(seed)
     config = dict(builder="planar", event_size=event_size, num_layers=num_layers, seed=seed,
@@ -100,8 +106,9 @@ def planar(event_size, num_layers=8, seed=None, dtype=tf.float32, name="planar_f
     return _finish(layers, event_size, _checks.float_dtype(dtype), name, config)
 
 
-def lu_piecewise_linear(event_size, num_layers=4, num_bins=16, seed=None, dtype=tf.float32,
-                        name="lu_piecewise_linear"):
+def lu_piecewise_linear(event_size: int, num_layers: int = 4, num_bins: int = 16,
+                        seed: int | None = None, dtype: tf.DType = tf.float32,
+                        name: str = "lu_piecewise_linear") -> tfd.TransformedDistribution:
     """Alternates ``LULinear`` mixing with elementwise piecewise-linear CDFs.
 
     Base -> data per layer: ``LULinear``, then ``logit ∘ PiecewiseLinearCDF⁻¹ ∘ sigmoid``
@@ -128,7 +135,7 @@ def lu_piecewise_linear(event_size, num_layers=4, num_bins=16, seed=None, dtype=
 BUILDERS = {"realnvp": realnvp, "planar": planar, "lu_piecewise_linear": lu_piecewise_linear}
 
 
-def build(builder, **kwargs):
+def build(builder: str, **kwargs) -> tfd.TransformedDistribution:
     """Rebuilds a flow from its ``flow_config``: ``build(**dist.flow_config)``."""
     if builder == "multiscale_realnvp":  # imported here: tfp_flows.multiscale imports this module
         from tfp_flows.multiscale import multiscale_realnvp
@@ -161,7 +168,7 @@ def _route(bijector, kwargs):
     return None
 
 
-def context_kwargs(dist, context):
+def context_kwargs(dist: tfd.TransformedDistribution, context) -> dict:
     """The ``bijector_kwargs`` that route a context to every conditional bijector of ``dist``.
 
     ``dist.log_prob(x, bijector_kwargs=context_kwargs(dist, c))`` and
@@ -183,10 +190,11 @@ def context_kwargs(dist, context):
     return routed
 
 
-def layers_of(dist):
+def layers_of(dist: tfd.TransformedDistribution) -> list[tfb.Bijector]:
     """Returns the bijectors of a builder's flow in base -> data order."""
     return list(reversed(dist.bijector.bijectors))
 
 
 __all__ = ["BUILDERS", "build", "context_kwargs", "layers_of", "lu_piecewise_linear", "planar",
            "realnvp", "standard_normal"]
+__dir__ = public_dir(__all__)
