@@ -39,8 +39,9 @@ class BatchNorm(FlowBijector):
     #: Training mode all-reduces over replicas (read by ``training.distributed``).
     all_reduces_in_training = True
 
-    def __init__(self, event_size, momentum=0.99, epsilon=1e-3, training=None, dtype=tf.float32,
-                 validate_args=False, name="batch_norm"):
+    def __init__(self, event_size: int, momentum: float = 0.99, epsilon: float = 1e-3,
+                 training: bool | None = None, dtype: tf.DType = tf.float32,
+                 validate_args: bool = False, name: str = "batch_norm"):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
         self._momentum = _checks.in_open_interval(momentum, 0.0, 1.0, "momentum")

@@ -4,6 +4,8 @@ Drop-in replacement for ``tfb.real_nvp_default_template``, whose TF1 variables a
 invisible in TF2 (``bijector.trainable_variables == ()``).
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -25,8 +27,9 @@ class RealNVPTemplate(tf.Module):
     Variables are created on the first call, when ``d`` and ``output_units`` are known.
     """
 
-    def __init__(self, hidden_layers, shift_only=False, activation=tf.nn.relu,
-                 log_scale_bound=2.0, seed=None, name=None):
+    def __init__(self, hidden_layers: Sequence[int], shift_only: bool = False,
+                 activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
+                 log_scale_bound: float = 2.0, seed: int | None = None, name: str | None = None):
         super().__init__(name=name or "real_nvp_template")
         hidden_layers = list(hidden_layers)
         if not hidden_layers:
@@ -82,8 +85,10 @@ class RealNVPTemplate(tf.Module):
         return shift, bound * tf.tanh(raw / bound)
 
 
-def real_nvp_template(hidden_layers, shift_only=False, activation=tf.nn.relu,
-                      log_scale_bound=2.0, seed=None, name=None):
+def real_nvp_template(hidden_layers: Sequence[int], shift_only: bool = False,
+                      activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
+                      log_scale_bound: float = 2.0, seed: int | None = None,
+                      name: str | None = None) -> RealNVPTemplate:
     """Returns a ``RealNVPTemplate``: the TF2 ``tfb.real_nvp_default_template``.
 
     Example:
