@@ -12,7 +12,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import bijectors as fb
-from tfp_flows import flows, multiscale
+from tfp_flows import flows, make_variable
+from tfp_flows.bijectors._base import FlowBijector
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -42,6 +43,15 @@ class Case:
     # the jumps; "ill-conditioned": central differences do not converge, check skipped.
     mle_gradient: str = "unbiased"
     finalize: Callable | None = None  # bijector -> None, run after the variables are perturbed
+    # C > 0: the case is conditional; make_bijector binds a trainable context [C] (a
+    # make_variable) through flows.context_kwargs, so every check also covers the context path
+    # (gradients reach the context variable like any weight).
+    context_size: int = 0
+    # (bijector, x [N, D]) -> (piece ids, number of pieces): which piece of a piecewise map each
+    # transformed entry of the `edges` points falls on; test_every_branch asserts all are hit.
+    pieces: Callable | None = None
+    # Why a wrong event size is not refused, if it cannot be (test_refuses_wrong_event_size).
+    accepts_wrong_event_size: str = ""
 
     def __str__(self):
         return self.name
@@ -55,19 +65,29 @@ def realnvp(template_kwargs, num_masked=1):
     return make
 
 
-def fused_realnvp(template_kwargs, num_masked=1):
+def coupling(transformer, split=None, context_size=None):
     def make(dtype, d):
-        return fb.FusedRealNVP(num_masked=min(num_masked, d - 1),
-                               shift_and_log_scale_fn=fb.real_nvp_template([16, 16], seed=3,
-                                                                           **template_kwargs))
+        return fb.Coupling(d, transformer, split=split(d) if callable(split) else split,
+                           hidden_layers=[16], context_size=context_size, seed=4, dtype=dtype)
     return make
 
 
-def coupled_piecewise(invert):
-    def make(dtype, d):
-        return tfb.RealNVP(num_masked=1, bijector_fn=fb.PiecewiseLinearCoupling(
-            [16], num_bins=5, invert=invert, seed=4))
-    return make
+def spline_edges(event_size, bound=2.0):
+    """A grid over [-1.5B, 1.5B] (every bin, both tails) and the end knots ±B exactly."""
+    points = np.concatenate([np.linspace(-1.5 * bound, 1.5 * bound, 81), [-bound, bound]])
+    return np.stack([np.roll(points, 7 * i) for i in range(event_size)], axis=-1)
+
+
+def spline_pieces(bijector, x):
+    """Piece of each transformed entry: 0 left tail, 1..K the bins, K + 1 right tail."""
+    x = tf.constant(x, bijector.dtype)
+    v_cond, v_trans, _ = bijector._split(x)
+    widths, _, _ = bijector.transformer.knots(bijector._params(v_cond, None))
+    knots = -bijector.transformer.bound + tf.math.cumsum(widths, axis=-1, exclusive=True)
+    inside = tf.reduce_sum(tf.cast(knots <= v_trans[..., None], tf.int32), axis=-1)
+    right = v_trans >= bijector.transformer.bound
+    k = bijector.transformer.num_bins
+    return np.where(right.numpy(), k + 1, inside.numpy()), k + 2
 
 
 def near_singular(planar):
@@ -76,13 +96,13 @@ def near_singular(planar):
     planar.u.assign(-9.0 * w / np.sum(w * w))  # wᵀu = −9, m(−9) = −1 + 1.2e-4
 
 
-def multiscale_case(network):
+def multiscale_case(network, transformer="affine"):
     """A 2×4×1 image (event size 8): one scale, one coupling each side of the squeeze."""
     def make(dtype, d):
-        return multiscale.MultiScaleRealNVP(
+        return fb.MultiScaleRealNVP(
             (2, 4, 1), num_scales=1, couplings_per_scale=1, final_couplings=1,
             hidden_layers=(8,) if network == "mlp" else (1,), network=network, filters=4,
-            seed=0, dtype=dtype)
+            transformer=transformer, seed=0, dtype=dtype)
     return make
 
 
@@ -111,17 +131,31 @@ def planar_edges(event_size):
                            np.zeros([1, event_size])])
 
 
+ELEMENTWISE = "elementwise with a scalar parameter: it has no event size to check"
+
 CASES = [
     Case("real_nvp_template", realnvp({}), 3),
     Case("real_nvp_template_shift_only", realnvp({"shift_only": True}), 3),
     Case("real_nvp_template_masked_2", realnvp({}, num_masked=2), 4),
-    Case("fused_real_nvp", fused_realnvp({}), 3),
-    Case("fused_real_nvp_shift_only", fused_realnvp({"shift_only": True}), 3),
-    Case("fused_real_nvp_masked_2", fused_realnvp({}, num_masked=2), 4),
-    Case("piecewise_linear_coupling", coupled_piecewise(True), 3, sample=unit_interval_inputs,
-         edges=piecewise_edges),
-    Case("piecewise_linear_coupling_not_inverted", coupled_piecewise(False), 3,
-         sample=unit_interval_inputs, edges=piecewise_edges, mle_gradient="biased"),
+    Case("coupling_affine", coupling("affine"), 3),
+    Case("coupling_affine_index_split_context",
+         coupling(fb.Affine(shift_only=True), split=lambda d: ([0], [d - 1]), context_size=2), 3,
+         context_size=2),
+    Case("coupling_spline", coupling(fb.RationalQuadraticSpline(4, bound=2.0)), 3,
+         edges=spline_edges, pieces=spline_pieces),
+    Case("coupling_spline_mask_context",
+         coupling(fb.RationalQuadraticSpline(4, bound=2.0), context_size=3,
+                  split=lambda d: np.arange(d) % 2 == 1), 4, edges=spline_edges, context_size=3),
+    Case("coupling_spline_checkerboard",
+         lambda dtype, d: fb.Coupling(8, fb.RationalQuadraticSpline(3, bound=2.0),
+                                      split=fb.checkerboard_split((2, 4, 1), parity=1),
+                                      hidden_layers=[8], seed=2, dtype=dtype), 8,
+         edges=spline_edges,
+         no_density_check="an image split has no 2-D version"),
+    Case("coupling_piecewise_linear", coupling(fb.PiecewiseLinear(5)), 3,
+         sample=unit_interval_inputs, edges=piecewise_edges),
+    Case("coupling_piecewise_linear_not_inverted", coupling(fb.PiecewiseLinear(5, invert=False)),
+         3, sample=unit_interval_inputs, edges=piecewise_edges, mle_gradient="biased"),
     Case("planar", lambda dtype, d: fb.Planar(d, seed=1, dtype=dtype), 3, edges=planar_edges),
     Case("planar_near_singular", lambda dtype, d: fb.Planar(d, seed=5, dtype=dtype), 2,
          edges=planar_edges, finalize=near_singular,
@@ -136,16 +170,27 @@ CASES = [
     Case("piecewise_linear_cdf", lambda dtype, d: fb.PiecewiseLinearCDF(d, num_bins=5, dtype=dtype),
          3, sample=unit_interval_inputs, edges=piecewise_edges, mle_gradient="biased"),
     Case("batch_norm", lambda dtype, d: fb.BatchNorm(d, dtype=dtype), 3),
-    Case("leaky_relu", lambda dtype, d: fb.LeakyReLU(0.3, dtype=dtype), 2, edges=sign_edges),
+    Case("leaky_relu", lambda dtype, d: fb.LeakyReLU(0.3, dtype=dtype), 2, edges=sign_edges,
+         accepts_wrong_event_size=ELEMENTWISE),
     Case("leaky_relu_trainable", lambda dtype, d: fb.LeakyReLU(0.2, trainable=True, dtype=dtype), 2,
-         edges=sign_edges),
+         edges=sign_edges, accepts_wrong_event_size=ELEMENTWISE),
     Case("random_permute", lambda dtype, d: fb.random_permute(d, seed=7), 5),
     Case("multiscale_realnvp_mlp", multiscale_case("mlp"), 8,
          no_density_check="image flows have no 2-D version (squeeze needs even H and W)"),
     Case("multiscale_realnvp_conv", multiscale_case("conv"), 8,
          no_density_check="image flows have no 2-D version (squeeze needs even H and W)"),
-    Case("flow_realnvp_batch_norm",
-         lambda dtype, d: flows.realnvp(d, 3, [8, 8], batch_norm=True, seed=1, dtype=dtype), 3),
+    Case("multiscale_spline_conv",
+         multiscale_case("conv", fb.RationalQuadraticSpline(3, bound=2.0)), 8,
+         edges=spline_edges,
+         no_density_check="image flows have no 2-D version (squeeze needs even H and W)"),
+    Case("flow_realnvp_batch_norm_context",
+         lambda dtype, d: flows.realnvp(d, 3, [8, 8], batch_norm=True, context_size=2, seed=1,
+                                        dtype=dtype), 3, context_size=2),
+    Case("flow_nsf", lambda dtype, d: flows.nsf(d, 2, num_bins=4, hidden_layers=[8], bound=2.0,
+                                                seed=1, dtype=dtype), 3, edges=spline_edges),
+    Case("flow_nsf_context",
+         lambda dtype, d: flows.nsf(d, 2, num_bins=3, hidden_layers=[8], bound=3.0,
+                                    context_size=2, seed=1, dtype=dtype), 2, context_size=2),
     Case("flow_planar", lambda dtype, d: flows.planar(d, 3, seed=1, dtype=dtype), 2),
     Case("flow_lu_piecewise_linear",
          lambda dtype, d: flows.lu_piecewise_linear(d, 2, num_bins=4, seed=1, dtype=dtype), 2,
@@ -155,18 +200,52 @@ CASES = [
 ]
 
 
-def make_bijector(case, dtype, event_size=None):
-    """Returns ``(bijector, distribution)`` for a case, built and with perturbed variables.
+class WithContext(FlowBijector):
+    """``bijector`` with ``bijector_kwargs`` bound: a conditional case seen as a plain bijector."""
 
-    Builders return the distribution; bijectors are wrapped over ``N(0, I)``.
-    ``event_size`` overrides the case's (the 2-D density check uses 2).
-    """
+    def __init__(self, bijector, context, kwargs):
+        self.bijector, self.context, self._kwargs = bijector, context, kwargs
+        super().__init__(forward_min_event_ndims=1, dtype=bijector.dtype,
+                         is_constant_jacobian=False, name="with_context")
+
+    def _forward(self, x):
+        return self.bijector.forward(x, **self._kwargs)
+
+    def _inverse(self, y):
+        return self.bijector.inverse(y, **self._kwargs)
+
+    def _forward_log_det_jacobian(self, x):
+        return self.bijector.forward_log_det_jacobian(x, event_ndims=1, **self._kwargs)
+
+    def _inverse_log_det_jacobian(self, y):
+        return self.bijector.inverse_log_det_jacobian(y, event_ndims=1, **self._kwargs)
+
+
+def build(case, dtype, event_size=None):
+    """``(bijector, distribution)`` for a case as built (a conditional case with its context
+    bound, see ``Case.context_size``)."""
     event_size = event_size or case.event_size
     obj = case.make(dtype, event_size)
     if isinstance(obj, tfd.Distribution):
-        dist = obj
+        base, bijector = obj.distribution, obj.bijector
     else:
-        dist = tfd.TransformedDistribution(flows.standard_normal(event_size, dtype), obj)
+        base, bijector = flows.standard_normal(event_size, dtype), obj
+    if case.context_size:
+        value = np.random.default_rng(8).normal(size=[case.context_size])
+        context = make_variable(value, "context", dtype)
+        kwargs = flows._route(bijector, {"conditional_input": context})
+        bijector = WithContext(bijector, context, kwargs)
+    return bijector, tfd.TransformedDistribution(base, bijector)
+
+
+def make_bijector(case, dtype, event_size=None):
+    """Returns ``(bijector, distribution)`` for a case, built and with perturbed variables.
+
+    Bijectors are wrapped over ``N(0, I)``. ``event_size`` overrides the case's (the 2-D
+    density check uses 2).
+    """
+    event_size = event_size or case.event_size
+    _, dist = build(case, dtype, event_size)
     # Build lazy variables, then move every variable off its (often identity) initial value,
     # so that no check passes because a layer is still the identity.
     dist.log_prob(tf.zeros([event_size], dtype))

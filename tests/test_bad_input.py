@@ -55,7 +55,14 @@ def test_integer_dtype_argument():
     (lambda: fb.real_nvp_template([]), r"`hidden_layers` must list at least one.*got \[\]"),
     (lambda: fb.real_nvp_template([16, 0]), r"`hidden_layers\[i\]` must be a positive integer"),
     (lambda: fb.real_nvp_template([16], log_scale_bound=-1.0), r"`log_scale_bound`.*got -1.0"),
-    (lambda: fb.PiecewiseLinearCoupling([], num_bins=4), r"`hidden_layers` must list"),
+    (lambda: fb.Coupling(2, hidden_layers=[]), r"`hidden_layers` must list"),
+    (lambda: fb.Coupling(1), r"`event_size` >= 2 to split"),
+    (lambda: fb.Coupling(4, split=4), r"int `split`.*\[1, 3\], got 4"),
+    (lambda: fb.Coupling(4, split=[True, False]), r"boolean `split` mask must have shape \[4\]"),
+    (lambda: fb.Coupling(4, transformer="cubic"), r"Unknown transformer 'cubic'"),
+    (lambda: fb.Coupling(4, context_size=0), r"`context_size` must be a positive integer"),
+    (lambda: fb.RationalQuadraticSpline(4, bound=-1.0), r"`bound` must be a positive number"),
+    (lambda: fb.RationalQuadraticSpline(4, bound=1.0, min_width=0.6), r"`min_width` must lie"),
     (lambda: fb.BatchNorm(2, momentum=1.0), r"`momentum` must lie in \(0.0, 1.0\), got 1.0"),
     (lambda: fb.BatchNorm(2, momentum=-0.1), r"`momentum` must lie in \(0.0, 1.0\), got -0.1"),
     (lambda: fb.BatchNorm(2, epsilon=0.0), r"`epsilon` must be a positive number, got 0.0"),
@@ -81,6 +88,19 @@ def test_piecewise_linear_outside_unit_interval_with_validate_args():
     relaxed = fb.PiecewiseLinearCDF(2, num_bins=4)
     np.testing.assert_array_equal(relaxed.forward(tf.constant([[-0.5, 1.5]])).numpy(),
                                   [[-0.5, 1.5]])
+
+
+def test_coupling_context_is_required_exactly_when_conditional():
+    plain = fb.Coupling(2, hidden_layers=[4], seed=0)
+    with pytest.raises(ValueError, match="unconditional.*context_size=C"):
+        plain.forward(tf.zeros([3, 2]), conditional_input=tf.zeros([3, 1]))
+    conditional = fb.Coupling(2, hidden_layers=[4], context_size=3, seed=0)
+    with pytest.raises(ValueError, match="pass `conditional_input` \\[..., 3\\]"):
+        conditional.forward(tf.zeros([3, 2]))
+    with pytest.raises(ValueError, match="expected a context \\[..., 3\\]"):
+        conditional.forward(tf.zeros([3, 2]), conditional_input=tf.zeros([3, 2]))
+    with pytest.raises(ValueError, match="no conditional bijector"):
+        flows.context_kwargs(flows.nsf(2, 2, seed=0), tf.zeros([3]))
 
 
 def test_template_reused_for_a_different_width():

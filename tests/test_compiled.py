@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import tfp_flows
 from tfp_flows import CompiledDistribution, flows
-from tfp_flows.multiscale import multiscale_realnvp
+from tfp_flows.flows import multiscale_realnvp
 
 FLOWS = {
     "realnvp": lambda dtype: flows.realnvp(3, 3, [16], seed=0, dtype=dtype),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-from contract_cases import CASES, make_bijector
+from contract_cases import CASES, build, make_bijector, normal_inputs
 from contract_checks import (
     check_compiled,
     check_gradient_matches_finite_difference,
@@ -58,6 +58,10 @@ def test_every_branch(built):
     if case.edges is None:
         pytest.skip("no piecewise branches")
     x = case.edges(case.event_size)
+    if case.pieces is not None:
+        ids, num_pieces = case.pieces(bijector, x)
+        missed = sorted(set(range(num_pieces)) - set(np.unique(ids).tolist()))
+        assert not missed, f"the edge points never reach pieces {missed} of {num_pieces}"
     check_round_trip(bijector, x, dtype, case.rtol[dtype])
     check_log_det(bijector, x, dtype, case.ldj_atol[dtype])
 
@@ -147,9 +151,7 @@ def test_same_seed_same_flow(case):
     x = _inputs(case, [16])
     log_probs = []
     for _ in range(2):
-        obj = case.make("float32", case.event_size)
-        dist = obj if isinstance(obj, tfd.Distribution) else tfd.TransformedDistribution(
-            tfp_flows.flows.standard_normal(case.event_size), obj)
+        _, dist = build(case, "float32")
         dist.log_prob(tf.zeros([case.event_size]))
         rng = np.random.default_rng(3)  # move templates off their zero-initialised last layer
         for v in dist.trainable_variables:
@@ -157,6 +159,29 @@ def test_same_seed_same_flow(case):
                 v.assign(rng.normal(size=v.shape))
         log_probs.append(dist.log_prob(fresh(x, "float32")).numpy())
     np.testing.assert_array_equal(log_probs[0], log_probs[1])
+
+
+def test_log_prob_finite_far_from_the_data(case):
+    """Held-out points far outside the training range get a finite log-density in float32
+    (``lu_piecewise_linear`` returned NaN there when its sigmoid rounded to 1)."""
+    if case.sample is not normal_inputs:
+        pytest.skip("inputs live in a bounded domain")
+    _, dist = make_bijector(case, "float32")
+    d = case.event_size
+    far = np.array([np.full(d, 30.0), np.full(d, -30.0), np.resize([60.0, -45.0], d),
+                    np.resize([-20.0, 25.0, 0.5], d)])
+    log_p = dist.log_prob(fresh(far, "float32")).numpy()
+    assert np.all(np.isfinite(log_p)), f"log_prob far from the data: {log_p}"
+
+
+def test_refuses_wrong_event_size(case):
+    bijector, _ = make_bijector(case, "float32")
+    wrong = np.zeros([4, case.event_size + 1])
+    for method in (bijector.forward, bijector.inverse):
+        if case.accepts_wrong_event_size:
+            pytest.skip(case.accepts_wrong_event_size)
+        with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+            method(fresh(wrong, "float32"))
 
 
 # --- the checks themselves can fail -------------------------------------------------------

@@ -13,7 +13,9 @@ def test_fresh_couplings_are_the_identity():
     x = np.random.default_rng(0).uniform(size=[10, 4]).astype("float32")
     for bijector in [
         tfb.RealNVP(num_masked=2, shift_and_log_scale_fn=fb.real_nvp_template([8], seed=0)),
-        tfb.RealNVP(num_masked=2, bijector_fn=fb.PiecewiseLinearCoupling([8], num_bins=4)),
+        fb.Coupling(4, "affine", hidden_layers=[8], seed=0),
+        fb.Coupling(4, "spline", hidden_layers=[8], seed=0),
+        fb.Coupling(4, "piecewise_linear", hidden_layers=[8], seed=0),
         fb.PiecewiseLinearCDF(4, num_bins=6),
     ]:
         np.testing.assert_allclose(bijector.forward(tf.constant(x)).numpy(), x, atol=1e-6)

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 
 import tfp_flows
-from tfp_flows import multiscale
+from tfp_flows import bijectors as fb
+from tfp_flows import flows
+from tfp_flows.bijectors import multiscale
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze, unsqueeze
 
 
@@ -82,7 +84,7 @@ def test_bad_image_shapes_are_named(shape, scales, message):
 
 
 def _small(seed=0):
-    return multiscale.multiscale_realnvp((8, 8, 1), num_scales=2, couplings_per_scale=2,
+    return flows.multiscale_realnvp((8, 8, 1), num_scales=2, couplings_per_scale=2,
                                          final_couplings=2, hidden_layers=(8,), seed=seed)
 
 
@@ -105,6 +107,14 @@ def test_log_prob_sample_shapes_and_variables():
     assert len(variables) == len(dist.bijector.couplings)  # one flat MLP variable per coupling
     assert all(tfp_flows.keras_variable_of(v).trainable for v in variables)
     assert dist.flow_config["builder"] == "multiscale_realnvp"
+    rebuilt = flows.build(**dist.flow_config)
+    np.testing.assert_allclose(rebuilt.log_prob(tf.identity(x)).numpy(), lp.numpy(), rtol=1e-6)
+
+
+def test_former_module_name_still_imports():
+    from tfp_flows import multiscale as former
+    assert former.MultiScaleRealNVP is multiscale.MultiScaleRealNVP
+    assert former.multiscale_realnvp is flows.multiscale_realnvp
 
 
 def test_factored_out_latents_depend_only_on_their_scale():
@@ -129,8 +139,12 @@ def test_wrong_event_size_is_named():
     with pytest.raises(ValueError, match="event size 64"):
         dist.log_prob(tf.zeros([2, 63]))
     with pytest.raises(ValueError, match="overlap"):
-        multiscale.IndexCoupling(4, [0, 1], [1, 2], lambda x, n: (x, None))
-    with pytest.raises(ValueError, match="non-empty"):
-        multiscale.IndexCoupling(4, [], [1, 2], lambda x, n: (x, None))
+        fb.Coupling(4, split=([0, 1], [1, 2]))
+    with pytest.raises(ValueError, match="`conditioning` indices must be non-empty"):
+        fb.Coupling(4, split=([], [1, 2]))
+    with pytest.raises(ValueError, match="`transformed` indices must be non-empty"):
+        fb.Coupling(4, split=([0, 1], []), context_size=2)
     with pytest.raises(ValueError, match="`network` must be 'mlp' or 'conv'"):
         multiscale.MultiScaleRealNVP((8, 8, 1), network="resnet")
+    with pytest.raises(ValueError, match="Unknown transformer 'cubic'"):
+        multiscale.MultiScaleRealNVP((8, 8, 1), transformer="cubic")

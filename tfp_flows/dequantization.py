@@ -27,7 +27,7 @@ import tensorflow_probability as tfp
 
 from tfp_flows import _checks
 from tfp_flows._namespace import public_dir
-from tfp_flows.bijectors import random_permute, real_nvp_template
+from tfp_flows.bijectors import Coupling, random_permute
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -153,8 +153,9 @@ class VariationalDequantizer(tf.Module):
     ``ε ~ N(0, I_D)``; ``h = ε`` followed by an elementwise conditional affine map
     ``h ← μ(c) + exp(s(c))·h`` and ``num_couplings`` affine couplings whose networks see the
     untouched half of ``h`` and ``c``; then ``v = sigmoid(h)``. The condition is
-    ``c = 2p/(L − 1) − 1`` ∈ [−1, 1]. All networks are ``real_nvp_template`` MLPs with
-    zero-initialised outputs, so a fresh dequantiser is the logistic-normal ``sigmoid(ε)``.
+    ``c = 2p/(L − 1) − 1`` ∈ [−1, 1]. Every layer is an affine ``Coupling`` with the condition
+    as its context and a zero-initialised MLP, so a fresh dequantiser is the logistic-normal
+    ``sigmoid(ε)``.
 
     ``log q(v | p) = log N(ε) − log|det ∂v/∂ε|`` is returned with each sample.
     """
@@ -172,17 +173,18 @@ class VariationalDequantizer(tf.Module):
         def seed_of(i):
             return None if seed is None else [int(seed), i]
 
-        layers = [tfb.RealNVP(num_masked=0, name="conditional_affine",
-                              shift_and_log_scale_fn=real_nvp_template(
-                                  hidden_layers, seed=seed_of(0), name="affine_template"))]
+        d = self.event_size
+        # The condition c [..., D] is every layer's context; the first layer has no
+        # conditioning entries: h <- μ(c) + exp(s(c))·h elementwise.
+        layers = [Coupling(d, "affine", split=([], np.arange(d)), hidden_layers=hidden_layers,
+                           context_size=d, seed=seed_of(0), dtype=self.dtype,
+                           name="conditional_affine")]
         for i in range(num_couplings):
-            layers.append(random_permute(self.event_size, seed=seed_of(100 + i),
-                                         name=f"permute_{i}"))
-            layers.append(tfb.RealNVP(
-                num_masked=self.event_size // 2, name=f"coupling_{i}",
-                shift_and_log_scale_fn=real_nvp_template(hidden_layers, seed=seed_of(i + 1),
-                                                         name=f"coupling_template_{i}")))
-        self._conditioned = [b.name for b in layers if isinstance(b, tfb.RealNVP)]
+            layers.append(random_permute(d, seed=seed_of(100 + i), name=f"permute_{i}"))
+            layers.append(Coupling(d, "affine", split=max(d // 2, 1) if d > 1 else ([], [0]),
+                                   hidden_layers=hidden_layers, context_size=d,
+                                   seed=seed_of(i + 1), dtype=self.dtype, name=f"coupling_{i}"))
+        self._conditioned = [b.name for b in layers if isinstance(b, Coupling)]
         layers.append(tfb.Sigmoid(name="sigmoid"))
         base = tfd.Sample(tfd.Normal(tf.zeros([], self.dtype), tf.ones([], self.dtype)),
                           [self.event_size])
@@ -190,7 +192,7 @@ class VariationalDequantizer(tf.Module):
 
     def _condition(self, pixels):
         c = 2.0 * tf.cast(pixels, self.dtype) / (self.levels - 1) - 1.0
-        return {name: {"condition": c} for name in self._conditioned}
+        return {name: {"conditional_input": c} for name in self._conditioned}
 
     def sample_and_log_prob(self, pixels, seed=None):
         """Draws ``v ~ q(· | pixels)``: returns ``(v [..., D], log q(v | pixels) [...])``."""

@@ -5,8 +5,6 @@ Every builder records its own arguments as ``dist.flow_config`` (a dict with the
 uses this to serialise a model.
 """
 
-from collections.abc import Sequence
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -15,12 +13,13 @@ from tfp_flows import _checks
 from tfp_flows._namespace import public_dir
 from tfp_flows.bijectors import (
     BatchNorm,
-    FusedRealNVP,
+    Coupling,
     LULinear,
+    MultiScaleRealNVP,
     PiecewiseLinearCDF,
     Planar,
     random_permute,
-    real_nvp_template,
+    transformers,
 )
 
 tfb, tfd = tfp.bijectors, tfp.distributions
@@ -60,38 +59,77 @@ def _mixing_permutation(event_size, seed, i):
     return random_permute(event_size, seed=_seed(seed, 1000 + i), name=f"permute_{i}")
 
 
-def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] = (64, 64),
-            batch_norm: bool = False, shift_only: bool = False, log_scale_bound: float = 2.0,
-            seed: int | None = None, dtype: tf.DType = tf.float32,
-            name: str = "realnvp") -> tfd.TransformedDistribution:
-    """RealNVP (Dinh et al., 2017): affine couplings with a permutation between them.
+def _hidden_layers(hidden_layers):
+    """``hidden_layers`` as a list of positive ints, or a ``ValueError`` naming it."""
+    try:
+        widths = list(hidden_layers)
+    except TypeError:
+        widths = None
+    if not widths or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool)
+                             and h > 0 for h in widths):
+        raise ValueError("`hidden_layers` must be a non-empty sequence of positive ints "
+                         f"(e.g. [64, 64]), got {hidden_layers!r}.")
+    return [int(h) for h in widths]
 
-    Base -> data: ``[coupling_i, (BatchNorm_i), permutation_i]`` for ``i < num_layers``
-    (no permutation after the last coupling). Each coupling conditions the second half
-    of the event on the first ``event_size // 2`` entries via ``real_nvp_template``.
-    """
+
+def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batch_norm,
+               context_size, seed, dtype, name, config):
+    """``num_layers`` couplings of the first ``D // 2`` entries to the rest, with a permutation
+    (and optionally ``BatchNorm``) between them; records ``config`` as ``flow_config``."""
     seed = _concrete_seed(seed)
-    config = dict(builder="realnvp", event_size=event_size, num_layers=num_layers,
-                  hidden_layers=list(hidden_layers), batch_norm=batch_norm, shift_only=shift_only,
-                  log_scale_bound=log_scale_bound, seed=seed, dtype=tf.as_dtype(dtype).name,
-                  name=name)
+    config = dict(builder=builder, event_size=event_size, num_layers=num_layers,
+                  hidden_layers=hidden_layers, **config, seed=seed,
+                  dtype=tf.as_dtype(dtype).name, name=name)
+    hidden_layers = config["hidden_layers"] = _hidden_layers(hidden_layers)
     event_size = _checks.positive_int(event_size, "event_size")
     if event_size < 2:
-        raise ValueError(f"realnvp needs `event_size` >= 2 to split the event, got {event_size}.")
+        raise ValueError(f"{builder} needs `event_size` >= 2 to split the event, got "
+                         f"{event_size}.")
     num_layers = _checks.positive_int(num_layers, "num_layers")
+    if context_size is not None:
+        config["context_size"] = _checks.positive_int(context_size, "context_size")
     dtype = _checks.float_dtype(dtype)
     layers = []
     for i in range(num_layers):
-        template = real_nvp_template(hidden_layers, shift_only=shift_only,
-                                     log_scale_bound=log_scale_bound, seed=_seed(seed, i),
-                                     name=f"template_{i}")
-        layers.append(FusedRealNVP(num_masked=event_size // 2, shift_and_log_scale_fn=template,
-                                  name=f"coupling_{i}"))
+        layers.append(Coupling(event_size, transformer, hidden_layers=hidden_layers,
+                               context_size=context_size, seed=_seed(seed, i), dtype=dtype,
+                               name=f"coupling_{i}"))
         if batch_norm:
             layers.append(BatchNorm(event_size, dtype=dtype, name=f"batch_norm_{i}"))
         if i < num_layers - 1:
             layers.append(_mixing_permutation(event_size, seed, i))
     return _finish(layers, event_size, dtype, name, config)
+
+
+def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, shift_only=False,
+            log_scale_bound=2.0, context_size=None, seed=None, dtype=tf.float32, name="realnvp"):
+    """RealNVP (Dinh et al., 2017): affine couplings with a permutation between them.
+
+    Base -> data: ``[coupling_i, (BatchNorm_i), permutation_i]`` for ``i < num_layers``
+    (no permutation after the last coupling). Each ``Coupling`` maps the second half of the
+    event by ``y = x · exp(s) + t`` (``transformers.Affine``: ``s = c·tanh(r/c)``,
+    ``c = log_scale_bound``; ``s = 0`` with ``shift_only``), ``(t, r)`` from an MLP of the first
+    ``event_size // 2`` entries (and the context ``[..., context_size]`` when given: ``p(x | c)``,
+    see ``context_kwargs``). Zero-initialised last layers: a fresh flow is ``N(0, I)``.
+    """
+    transformer = transformers.Affine(log_scale_bound, shift_only=shift_only)
+    return _couplings("realnvp", transformer, event_size, num_layers, hidden_layers, batch_norm,
+                      context_size, seed, dtype, name,
+                      dict(batch_norm=batch_norm, shift_only=shift_only,
+                           log_scale_bound=log_scale_bound))
+
+
+def nsf(event_size, num_layers=8, num_bins=8, hidden_layers=(64, 64), bound=5.0,
+        context_size=None, seed=None, dtype=tf.float32, name="nsf"):
+    """Neural spline flow (Durkan et al., 2019): rational-quadratic spline couplings.
+
+    As ``realnvp``, with ``transformers.RationalQuadraticSpline(num_bins, bound)`` as the
+    elementwise map: monotone splines on ``[-bound, bound]`` with identity tails outside, knots
+    from an MLP of the conditioning half (and the context). A fresh flow is ``N(0, I)``.
+    """
+    transformer = transformers.RationalQuadraticSpline(num_bins, bound)
+    return _couplings("nsf", transformer, event_size, num_layers, hidden_layers, False,
+                      context_size, seed, dtype, name, dict(num_bins=num_bins, bound=bound))
 
 
 def planar(event_size: int, num_layers: int = 8, seed: int | None = None,
@@ -112,7 +150,9 @@ def lu_piecewise_linear(event_size: int, num_layers: int = 4, num_bins: int = 16
     """Alternates ``LULinear`` mixing with elementwise piecewise-linear CDFs.
 
     Base -> data per layer: ``LULinear``, then ``logit ∘ PiecewiseLinearCDF⁻¹ ∘ sigmoid``
-    (the piecewise-linear map acts in the unit cube, so the composite is a bijection of R^D).
+    (the piecewise-linear map acts in the unit cube, so the composite is a bijection of R^D),
+    evaluated as one ``PiecewiseLinearCDF(real_line=True)``: with separate ``tfb.Sigmoid``
+    layers float32 rounds ``sigmoid`` to 1 far from the data and ``log_prob`` became NaN.
     The CDF is inverted so that data (``log_prob``) go through its forward map, whose bins
     are fixed in the input: the other way the bin edges move across data points as the masses
     change, each point's log-det jumps there, and autodiff misses that part of the gradient.
@@ -125,24 +165,44 @@ def lu_piecewise_linear(event_size: int, num_layers: int = 4, num_bins: int = 16
     layers = []
     for i in range(num_layers):
         layers.append(LULinear(event_size, seed=_seed(seed, i), dtype=dtype, name=f"lu_linear_{i}"))
-        layers += [tfb.Sigmoid(name=f"sigmoid_{i}"),
-                   tfb.Invert(PiecewiseLinearCDF(event_size, num_bins=num_bins, dtype=dtype,
-                                                 name=f"piecewise_linear_{i}")),
-                   tfb.Invert(tfb.Sigmoid(), name=f"logit_{i}")]
+        layers.append(tfb.Invert(PiecewiseLinearCDF(event_size, num_bins=num_bins,
+                                                    real_line=True, dtype=dtype,
+                                                    name=f"piecewise_linear_{i}")))
     return _finish(layers, event_size, dtype, name, config)
 
 
-BUILDERS = {"realnvp": realnvp, "planar": planar, "lu_piecewise_linear": lu_piecewise_linear}
+def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
+                       final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0,
+                       seed=None, network="mlp", filters=32, transformer="affine",
+                       dtype=tf.float32, name="multiscale_realnvp"):
+    """``MultiScaleRealNVP`` over ``N(0, I_{H·W·C})`` (Dinh et al., 2017); ``transformer``
+    ``"affine"`` (RealNVP) or ``"spline"`` (rational-quadratic, Durkan et al., 2019)."""
+    if not isinstance(transformer, str):
+        raise TypeError("multiscale_realnvp records its arguments in flow_config, so "
+                        f"`transformer` must be 'affine' or 'spline', got {transformer!r}.")
+    dtype = _checks.float_dtype(dtype)
+    bijector = MultiScaleRealNVP(image_shape, num_scales, couplings_per_scale, final_couplings,
+                                 _hidden_layers(hidden_layers), log_scale_bound, seed, network,
+                                 filters, transformer, dtype, name=name)
+    config = dict(builder="multiscale_realnvp", image_shape=list(bijector.image_shape),
+                  num_scales=num_scales, couplings_per_scale=couplings_per_scale,
+                  final_couplings=final_couplings, hidden_layers=list(hidden_layers),
+                  log_scale_bound=log_scale_bound, seed=seed, network=network, filters=filters,
+                  transformer=transformer, dtype=dtype.name, name=name)
+    dist = tfd.TransformedDistribution(standard_normal(bijector.event_size, dtype), bijector,
+                                       name=name)
+    dist.flow_config = config
+    return dist
+
+
+BUILDERS = {"realnvp": realnvp, "nsf": nsf, "planar": planar,
+            "lu_piecewise_linear": lu_piecewise_linear, "multiscale_realnvp": multiscale_realnvp}
 
 
 def build(builder: str, **kwargs) -> tfd.TransformedDistribution:
     """Rebuilds a flow from its ``flow_config``: ``build(**dist.flow_config)``."""
-    if builder == "multiscale_realnvp":  # imported here: tfp_flows.multiscale imports this module
-        from tfp_flows.multiscale import multiscale_realnvp
-        return multiscale_realnvp(**kwargs)
     if builder not in BUILDERS:
-        raise ValueError(f"Unknown flow builder {builder!r}; expected one of "
-                         f"{sorted(BUILDERS) + ['multiscale_realnvp']}.")
+        raise ValueError(f"Unknown flow builder {builder!r}; expected one of {sorted(BUILDERS)}.")
     return BUILDERS[builder](**kwargs)
 
 
@@ -195,6 +255,6 @@ def layers_of(dist: tfd.TransformedDistribution) -> list[tfb.Bijector]:
     return list(reversed(dist.bijector.bijectors))
 
 
-__all__ = ["BUILDERS", "build", "context_kwargs", "layers_of", "lu_piecewise_linear", "planar",
-           "realnvp", "standard_normal"]
+__all__ = ["BUILDERS", "build", "context_kwargs", "layers_of", "lu_piecewise_linear",
+           "multiscale_realnvp", "nsf", "planar", "realnvp", "standard_normal"]
 __dir__ = public_dir(__all__)

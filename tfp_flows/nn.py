@@ -302,5 +302,73 @@ class MADE(tf.Module):
             [batch_shape, [self._event_size, self._params_per_element]], axis=0))
 
 
-__all__ = ["MADE", "MLP", "concat_conditions", "made_degrees"]
+# --- ConvNet: the conditioner of image couplings --------------------------------------------
+
+
+class ConvNet(tf.Module):
+    """``img -> conv_L(relu(... relu(conv_1(img)) ...))``: ``3×3`` ``SAME`` convolutions.
+
+    Args:
+      filters: channels of the hidden convolutions.
+      num_layers: number of hidden convolutions (at least one).
+      output_channels: channels of the output.
+      zero_init_output: initialise the last convolution to zero (output exactly 0).
+      seed: int seed for the Glorot-uniform initialisation (None: random).
+
+    Shapes: ``[..., H, W, C_in] -> [..., H, W, output_channels]`` (batch axes flattened for
+    ``tf.nn.conv2d``). As in ``MLP``, all kernels and biases live in one flat variable
+    ``params``, created on the first call when ``C_in`` is known.
+    """
+
+    def __init__(self, filters, num_layers, output_channels, zero_init_output=True, seed=None,
+                 name=None):
+        super().__init__(name=name)
+        self._filters = _checks.positive_int(filters, "filters")
+        self._num_layers = _checks.positive_int(num_layers, "num_layers")
+        self._output_channels = _checks.positive_int(output_channels, "output_channels")
+        self._zero_init_output = zero_init_output
+        self._seed = seed
+        self._shapes = []
+        self._built_for = None
+        self.params = None
+
+    def _build(self, channels, dtype):
+        rng = np.random.default_rng(self._seed)
+        widths = [channels] + [self._filters] * self._num_layers + [self._output_channels]
+        pieces = []
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+            if i == len(widths) - 2 and self._zero_init_output:
+                kernel = np.zeros([3, 3, cin, cout])
+            else:
+                limit = np.sqrt(6.0 / (9 * (cin + cout)))
+                kernel = rng.uniform(-limit, limit, size=[3, 3, cin, cout])
+            pieces += [kernel.ravel(), np.zeros([cout])]
+            self._shapes += [(3, 3, cin, cout), (cout,)]
+        self.params = make_variable(np.concatenate(pieces), "params", dtype)
+        self._built_for = (channels, dtype)
+
+    def __call__(self, img):
+        img = tf.convert_to_tensor(img)
+        if img.shape.rank is None or img.shape.rank < 3 or None in img.shape[-3:]:
+            raise ValueError(f"ConvNet {self.name}: expected images [..., H, W, C] with a static "
+                             f"image shape, got {img.shape}.")
+        h, w, c = img.shape[-3:]
+        if self._built_for is None:
+            self._build(c, img.dtype)
+        elif self._built_for != (c, img.dtype):
+            raise ValueError(f"ConvNet {self.name}: built for {self._built_for[0]} channels and "
+                             f"dtype {self._built_for[1].name}, got {c} and {img.dtype.name}.")
+        flat = tf.split(tf.convert_to_tensor(self.params),
+                        [int(np.prod(s)) for s in self._shapes])
+        tensors = [tf.reshape(t, s) for t, s in zip(flat, self._shapes)]
+        batch = tf.shape(img)[:-3]
+        out = tf.reshape(img, [-1, h, w, c])
+        for i in range(0, len(tensors), 2):
+            out = tf.nn.conv2d(out, tensors[i], 1, "SAME") + tensors[i + 1]
+            if i < len(tensors) - 2:
+                out = tf.nn.relu(out)
+        return tf.reshape(out, tf.concat([batch, [h, w, self._output_channels]], axis=0))
+
+
+__all__ = ["ConvNet", "MADE", "MLP", "concat_conditions", "made_degrees"]
 __dir__ = public_dir(__all__)

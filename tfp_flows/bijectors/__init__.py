@@ -1,26 +1,35 @@
 """Normalizing-flow bijectors for TensorFlow Probability."""
 
 from tfp_flows.bijectors.batch_norm import BatchNorm
-from tfp_flows.bijectors.fused_real_nvp import FusedRealNVP
+from tfp_flows.bijectors.coupling import Coupling, channel_split, checkerboard_split, half_split
 from tfp_flows.bijectors.leaky_relu import LeakyReLU
 from tfp_flows.bijectors.lu_linear import LULinear
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze, unsqueeze
+from tfp_flows.bijectors.multiscale import ImageConditioner, MultiScaleRealNVP
 from tfp_flows.bijectors.permute import random_permute
-from tfp_flows.bijectors.piecewise_linear_cdf import PiecewiseLinearCDF, PiecewiseLinearCoupling
+from tfp_flows.bijectors.piecewise_linear_cdf import PiecewiseLinearCDF
 from tfp_flows.bijectors.planar import Planar
 from tfp_flows.bijectors.real_nvp_template import RealNVPTemplate, real_nvp_template
+from tfp_flows.bijectors.transformers import Affine, PiecewiseLinear, RationalQuadraticSpline
 
 __all__ = [
+    "Affine",
     "BatchNorm",
-    "FusedRealNVP",
+    "Coupling",
+    "ImageConditioner",
     "LULinear",
     "LeakyReLU",
+    "MultiScaleRealNVP",
     "PiecewiseLinearCDF",
-    "PiecewiseLinearCoupling",
+    "PiecewiseLinear",
     "Planar",
+    "RationalQuadraticSpline",
     "RealNVPTemplate",
     "channel_mask",
+    "channel_split",
     "checkerboard_mask",
+    "checkerboard_split",
+    "half_split",
     "random_permute",
     "real_nvp_template",
     "squeeze",

@@ -7,7 +7,6 @@ import tensorflow_probability as tfp
 from tfp_flows import _checks
 from tfp_flows._variables import make_variable
 from tfp_flows.bijectors._base import FlowBijector
-from tfp_flows.nn import MLP, concat_conditions
 
 tfb = tfp.bijectors
 
@@ -59,6 +58,57 @@ def cdf_inverse(y, masses):
     return tf.where(inside, x, y), tf.where(inside, -tf.math.log(mass * k), zero)
 
 
+def logit_cdf_forward(x, masses):
+    """``logit ∘ cdf_forward ∘ sigmoid`` elementwise on the real line, without saturating.
+
+    Composing ``tfb.Sigmoid`` with the CDF in float32 rounds ``sigmoid(x)`` to 1 for
+    ``x ≳ 17`` (and a CDF value to 1 where a bin is light), and ``logit(1) = inf`` turns
+    ``log_prob`` into NaN far from the training data. Here ``log v`` and ``log(1 − v)`` are
+    formed from ``log σ(±x)`` in the outer bins and from exact sums of masses inside, so the
+    map and ``log|∂y/∂x| = log(K m_k) + log σ(x) + log σ(−x) − log v − log(1 − v)`` stay finite.
+    Returns ``(y, log_det)`` for ``x [...]`` and masses ``[..., K]``.
+    """
+    k = masses.shape[-1]
+    cdf = tf.math.cumsum(masses, axis=-1, exclusive=True)  # C_j = Σ_{i<j} m_i
+    above = tf.math.cumsum(masses, axis=-1, exclusive=True, reverse=True)  # Σ_{i>j} m_i
+    u = tf.sigmoid(x)
+    index = tf.clip_by_value(tf.cast(tf.floor(u * k), tf.int32), 0, k - 1)
+    mass, low, high = (_take(p, index, k) for p in (masses, cdf, above))
+    first, last = tf.equal(index, 0), tf.equal(index, k - 1)
+    kf = tf.cast(index, x.dtype)
+    t = u * k - kf  # position in the bin, [0, 1]
+    one_minus_t = tf.where(last, k * tf.sigmoid(-x), kf + 1 - u * k)
+    log_km = tf.math.log(mass * k)
+    log_v = tf.where(first, log_km + tf.math.log_sigmoid(x),
+                     tf.math.log(tf.where(first, tf.ones_like(x), low + t * mass)))
+    log_1mv = tf.where(last, log_km + tf.math.log_sigmoid(-x),
+                       tf.math.log(tf.where(last, tf.ones_like(x), high + one_minus_t * mass)))
+    log_det = log_km + tf.math.log_sigmoid(x) + tf.math.log_sigmoid(-x) - log_v - log_1mv
+    return log_v - log_1mv, log_det
+
+
+def logit_cdf_inverse(y, masses):
+    """Inverse of ``logit_cdf_forward``: ``(x, log|∂x/∂y|)``, as stable as the forward map."""
+    k = masses.shape[-1]
+    cdf = tf.math.cumsum(masses, axis=-1, exclusive=True)
+    v = tf.sigmoid(y)
+    count = tf.reduce_sum(tf.cast(cdf[..., 1:] <= v[..., tf.newaxis], tf.int32), axis=-1)
+    index = tf.clip_by_value(count, 0, k - 1)
+    mass, low = _take(masses, index, k), _take(cdf, index, k)
+    first, last = tf.equal(index, 0), tf.equal(index, k - 1)
+    kf = tf.cast(index, y.dtype)
+    log_km = tf.math.log(mass * k)
+    t = (v - low) / mass
+    one_minus_t = (low + mass - v) / mass
+    log_u = tf.where(first, tf.math.log_sigmoid(y) - log_km,
+                     tf.math.log(tf.where(first, tf.ones_like(y), (kf + t) / k)))
+    log_1mu = tf.where(last, tf.math.log_sigmoid(-y) - log_km,
+                       tf.math.log(tf.where(last, tf.ones_like(y),
+                                            (k - kf - 1 + one_minus_t) / k)))
+    log_det = tf.math.log_sigmoid(y) + tf.math.log_sigmoid(-y) - log_km - log_u - log_1mu
+    return log_u - log_1mu, log_det
+
+
 class PiecewiseLinearCDF(FlowBijector):
     """Monotone K-bin piecewise-linear map of ``[0, 1]`` onto itself, per dimension.
 
@@ -73,17 +123,23 @@ class PiecewiseLinearCDF(FlowBijector):
     bijection of the whole real line and continuous at 0 and 1; with
     ``validate_args=True`` an input outside ``[0, 1]`` raises instead.
 
+    ``real_line=True`` gives ``logit ∘ CDF ∘ sigmoid`` instead, a bijection of the real line
+    computed without float32 saturation (``logit_cdf_forward``; ``flows.lu_piecewise_linear``).
+
     Parameters: either owned logits ``θ`` of shape ``[D, K]`` (``event_size`` given,
     initialised to zero: the identity), or a ``logits`` tensor ``[..., D, K]`` produced
-    elsewhere, e.g. by the network of a coupling layer (see
-    ``piecewise_linear_coupling``).
+    elsewhere. In a coupling use ``Coupling(transformer="piecewise_linear")`` (the same map).
 
     Shapes: ``event_ndims = 1``; inputs ``[..., D]``.
     """
 
     def __init__(self, event_size=None, num_bins=8, logits=None, min_bin_mass=1e-3,
-                 dtype=tf.float32, validate_args=False, name="piecewise_linear_cdf"):
+                 real_line=False, dtype=tf.float32, validate_args=False,
+                 name="piecewise_linear_cdf"):
         parameters = dict(locals())
+        self._real_line = bool(real_line)
+        self._fns = ((logit_cdf_forward, logit_cdf_inverse) if self._real_line
+                     else (cdf_forward, cdf_inverse))
         self._num_bins = _checks.positive_int(num_bins, "num_bins")
         self._min_bin_mass = check_min_bin_mass(min_bin_mass, self._num_bins)
         with tf.name_scope(name) as scope:
@@ -120,7 +176,7 @@ class PiecewiseLinearCDF(FlowBijector):
         return bin_masses(tf.convert_to_tensor(self.logits), self._min_bin_mass)
 
     def _check_domain(self, x):
-        if not self.validate_args:
+        if not self.validate_args or self._real_line:
             return []
         domain = f"{self.name}: input outside [0, 1], where the map is defined"
         return [tf.debugging.assert_greater_equal(x, tf.zeros([], x.dtype), message=domain),
@@ -133,55 +189,13 @@ class PiecewiseLinearCDF(FlowBijector):
             return out, tf.reduce_sum(log_det, axis=-1)
 
     def _forward(self, x):
-        return self._map(cdf_forward, x)[0]
+        return self._map(self._fns[0], x)[0]
 
     def _inverse(self, y):
-        return self._map(cdf_inverse, y)[0]
+        return self._map(self._fns[1], y)[0]
 
     def _forward_log_det_jacobian(self, x):
-        return self._map(cdf_forward, x)[1]
+        return self._map(self._fns[0], x)[1]
 
     def _inverse_log_det_jacobian(self, y):
-        return self._map(cdf_inverse, y)[1]
-
-
-class PiecewiseLinearCoupling(tf.Module):
-    """``bijector_fn`` for ``tfb.RealNVP``: a ``PiecewiseLinearCDF`` whose logits come
-    from an MLP of the conditioning half.
-
-    ``(x0 [..., d], output_units) -> PiecewiseLinearCDF(logits [..., output_units, K])``,
-    wrapped in ``tfb.Invert`` when ``invert=True`` (the default). The network's last layer is
-    zero-initialised, so a fresh coupling is the identity.
-
-    Direction: the CDF's bins are fixed in its *input*. ``invert=True`` puts that side on the
-    data, so ``log_prob`` (which runs the flow's inverse) has a log-det that is smooth in the
-    parameters; with ``invert=False`` bin edges sweep across data points during maximum
-    likelihood and autodiff misses the jumps. Use ``invert=False`` when the flow is trained by
-    sampling (reverse KL), where the forward direction is the one differentiated.
-
-    Example:
-      ``tfb.RealNVP(num_masked=1, bijector_fn=PiecewiseLinearCoupling([32, 32], num_bins=8))``
-    """
-
-    def __init__(self, hidden_layers, num_bins=8, invert=True, activation=tf.nn.relu, seed=None,
-                 name=None):
-        super().__init__(name=name or "piecewise_linear_coupling")
-        self._invert = bool(invert)
-        self._hidden_layers = list(hidden_layers)
-        if not self._hidden_layers:
-            raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
-        self._num_bins = _checks.positive_int(num_bins, "num_bins")
-        self._activation = activation
-        self._seed = seed
-        self.network = None
-
-    def __call__(self, x0, output_units, **condition_kwargs):
-        x0 = tf.convert_to_tensor(x0)
-        if self.network is None:
-            self.network = MLP(self._hidden_layers, output_units * self._num_bins,
-                               activation=self._activation, seed=self._seed, name="network")
-        out = self.network(concat_conditions(x0, condition_kwargs))
-        logits = tf.reshape(out, tf.concat([tf.shape(out)[:-1], [output_units, self._num_bins]], 0))
-        logits.set_shape(x0.shape[:-1].concatenate([output_units, self._num_bins]))
-        cdf = PiecewiseLinearCDF(num_bins=self._num_bins, logits=logits)
-        return tfb.Invert(cdf) if self._invert else cdf
+        return self._map(self._fns[1], y)[1]
