@@ -1,5 +1,6 @@
 """Normalizing-flow bijectors for TensorFlow Probability."""
 
+from tfp_flows.bijectors.autoregressive import MaskedAutoregressiveFlow, inverse_autoregressive_flow
 from tfp_flows.bijectors.batch_norm import BatchNorm
 from tfp_flows.bijectors.coupling import Coupling, channel_split, checkerboard_split, half_split
 from tfp_flows.bijectors.leaky_relu import LeakyReLU
@@ -19,6 +20,7 @@ __all__ = [
     "ImageConditioner",
     "LULinear",
     "LeakyReLU",
+    "MaskedAutoregressiveFlow",
     "MultiScaleRealNVP",
     "PiecewiseLinearCDF",
     "PiecewiseLinear",
@@ -30,6 +32,7 @@ __all__ = [
     "checkerboard_mask",
     "checkerboard_split",
     "half_split",
+    "inverse_autoregressive_flow",
     "random_permute",
     "real_nvp_template",
     "squeeze",
