@@ -282,7 +282,8 @@ def _route(bijector, kwargs):
     ``bijector`` (None if there is none). Conditional bijectors carry ``context_size``."""
     if getattr(bijector, "context_size", None) is not None:
         return dict(kwargs)
-    if isinstance(bijector, tfb.Invert):
+    # tfb.Invert of a non-composite bijector is a `_Invert`, not a `tfb.Invert`: go by `.bijector`.
+    if isinstance(getattr(bijector, "bijector", None), tfb.Bijector):
         return _route(bijector.bijector, kwargs)
     if isinstance(bijector, tfb.Composition):
         routed = {}
