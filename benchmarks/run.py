@@ -128,7 +128,9 @@ def _combine(args, json_path, stem, report):
                                       **new.get("section_seconds", {})}
         results["merged_commands"] += new.get("merged_commands", [new["environment"]["command"]])
         results["environment"] = new["environment"]
+        results["device"] = new.get("device", results.get("device"))
     results["elapsed_s"] = sum(results["section_seconds"].values())
+    results["date"] = stem  # the combined record's date: today's
     return _write(results, args, json_path, stem, report)
 
 
@@ -141,7 +143,9 @@ def _merge_section(section, old, new):
         return _merge_quality(old, new)
     if section == "peers" and "skipped" not in old and "skipped" not in new:
         merged = {**old, **new}
-        merged["models"] = list(dict.fromkeys(old["models"] + new["models"]))
+        merged["models"] = list(dict.fromkeys(  # (a section before several peers: "model")
+            (old.get("models") or [old["model"]]) + new["models"]))
+        merged.pop("model", None)
         merged["quality"] = _merge_quality(old.get("quality"), new.get("quality") or {})
         return merged
     return new

@@ -158,3 +158,24 @@ def test_speed_ratios_are_per_round_against_the_fastest_reference():
     assert fit["ratio_to_tfp_flows_loop_xla"] == (400 / 300 + 1.5) / 2
     assert fit["fastest_tfp"] == "tfp_realnvp_careful_round_xla"  # by median rate (120 > 75)
     assert "ratio_to_tfp_flows_loop_xla" not in out["tfp_realnvp"]
+
+
+def test_merging_keeps_other_models_and_an_older_single_peer_section():
+    from benchmarks import run
+
+    old = {"model": "torch_zuko_realnvp", "library": "zuko",
+           "quality": {"two_moons": {"entropy_floor": 1.676,
+                                     "models": {"torch_zuko_realnvp": {"test_nll": 1.7}}}},
+           "train_speed": {"torch_zuko_realnvp": {"steps_per_s": 1.0}}}
+    new = {"models": ["torch_zuko_nsf"], "library": "zuko",
+           "quality": {"two_moons": {"entropy_floor": 1.676,
+                                     "models": {"torch_zuko_nsf": {"test_nll": 1.69}}},
+                       "checkerboard": {"entropy_floor": 3.466,
+                                        "models": {"torch_zuko_nsf": {"test_nll": 3.5}}}}}
+    merged = run._merge_section("peers", old, new)
+    assert merged["models"] == ["torch_zuko_realnvp", "torch_zuko_nsf"] and "model" not in merged
+    assert set(merged["quality"]["two_moons"]["models"]) == {"torch_zuko_realnvp",
+                                                             "torch_zuko_nsf"}
+    assert set(merged["quality"]["checkerboard"]["models"]) == {"torch_zuko_nsf"}
+    assert merged["train_speed"] == old["train_speed"]  # a part the new run did not measure
+    assert run._merge_section("train_speed", {"a": 1}, {"b": 2}) == {"b": 2}
