@@ -5,6 +5,8 @@ Every builder records its own arguments as ``dist.flow_config`` (a dict with the
 uses this to serialise a model.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -105,8 +107,10 @@ def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batc
     return _finish(layers, event_size, dtype, name, config)
 
 
-def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, shift_only=False,
-            log_scale_bound=2.0, context_size=None, seed=None, dtype=tf.float32, name="realnvp"):
+def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] = (64, 64),
+            batch_norm: bool = False, shift_only: bool = False, log_scale_bound: float = 2.0,
+            context_size: int | None = None, seed: int | None = None,
+            dtype: tf.DType = tf.float32, name: str = "realnvp") -> tfd.TransformedDistribution:
     """RealNVP (Dinh et al., 2017): affine couplings with a permutation between them.
 
     Base -> data: ``[coupling_i, (BatchNorm_i), permutation_i]`` for ``i < num_layers``
@@ -123,8 +127,10 @@ def realnvp(event_size, num_layers=8, hidden_layers=(64, 64), batch_norm=False, 
                            log_scale_bound=log_scale_bound))
 
 
-def nsf(event_size, num_layers=8, num_bins=8, hidden_layers=(64, 64), bound=5.0,
-        context_size=None, seed=None, dtype=tf.float32, name="nsf"):
+def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
+        hidden_layers: Sequence[int] = (64, 64), bound: float = 5.0,
+        context_size: int | None = None, seed: int | None = None, dtype: tf.DType = tf.float32,
+        name: str = "nsf") -> tfd.TransformedDistribution:
     """Neural spline flow (Durkan et al., 2019): rational-quadratic spline couplings.
 
     As ``realnvp``, with ``transformers.RationalQuadraticSpline(num_bins, bound)`` as the
@@ -175,10 +181,12 @@ def lu_piecewise_linear(event_size: int, num_layers: int = 4, num_bins: int = 16
     return _finish(layers, event_size, dtype, name, config)
 
 
-def multiscale_realnvp(image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
-                       final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0,
-                       seed=None, network="mlp", filters=32, transformer="affine",
-                       dtype=tf.float32, name="multiscale_realnvp"):
+def multiscale_realnvp(image_shape: tuple[int, int, int] = (8, 8, 1), num_scales: int = 2,
+                       couplings_per_scale: int = 3, final_couplings: int = 4,
+                       hidden_layers: Sequence[int] = (128, 128), log_scale_bound: float = 2.0,
+                       seed: int | None = None, network: str = "mlp", filters: int = 32,
+                       transformer="affine", dtype: tf.DType = tf.float32,
+                       name: str = "multiscale_realnvp") -> tfd.TransformedDistribution:
     """``MultiScaleRealNVP`` over ``N(0, I_{H·W·C})`` (Dinh et al., 2017); ``transformer``
     ``"affine"`` (RealNVP) or ``"spline"`` (rational-quadratic, Durkan et al., 2019)."""
     if not isinstance(transformer, str):
@@ -229,9 +237,10 @@ def _autoregressive(builder, make_layer, event_size, num_layers, hidden_layers, 
     return _finish(layers, event_size, dtype, name, config)
 
 
-def maf(event_size, num_layers=5, hidden_layers=(64, 64), transformer="affine", num_bins=8,
-        bound=5.0, log_scale_bound=2.0, context_size=None, seed=None, dtype=tf.float32,
-        name="maf"):
+def maf(event_size: int, num_layers: int = 5, hidden_layers: Sequence[int] = (64, 64),
+        transformer="affine", num_bins: int = 8, bound: float = 5.0,
+        log_scale_bound: float = 2.0, context_size: int | None = None, seed: int | None = None,
+        dtype: tf.DType = tf.float32, name: str = "maf") -> tfd.TransformedDistribution:
     """Masked autoregressive flow (Papamakarios et al., 2017): fast density, slow sampling.
 
     Base -> data: ``[maf_i, permutation_i]`` for ``i < num_layers`` (no permutation after the
@@ -251,9 +260,10 @@ def maf(event_size, num_layers=5, hidden_layers=(64, 64), transformer="affine", 
                            context_size, seed, dtype, name)
 
 
-def iaf(event_size, num_layers=5, hidden_layers=(64, 64), transformer="affine", num_bins=8,
-        bound=5.0, log_scale_bound=2.0, context_size=None, seed=None, dtype=tf.float32,
-        name="iaf"):
+def iaf(event_size: int, num_layers: int = 5, hidden_layers: Sequence[int] = (64, 64),
+        transformer="affine", num_bins: int = 8, bound: float = 5.0,
+        log_scale_bound: float = 2.0, context_size: int | None = None, seed: int | None = None,
+        dtype: tf.DType = tf.float32, name: str = "iaf") -> tfd.TransformedDistribution:
     """Inverse autoregressive flow (Kingma et al., 2016): fast sampling, slow density.
 
     ``maf`` with every layer inverted (``tfb.Invert(MaskedAutoregressiveFlow)``): ``sample`` and
