@@ -6,6 +6,8 @@ variable made by ``make_variable``) and the elementwise map is a transformer fro
 ``tfp_flows.bijectors.transformers`` (affine, rational-quadratic spline, ...).
 """
 
+from collections.abc import Callable, Sequence
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -82,9 +84,11 @@ class MaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
 
     _cache = _compat.greedy_attrs_cache()
 
-    def __init__(self, event_size, transformer="affine", hidden_layers=(64, 64),
-                 context_size=None, input_order=None, activation=tf.nn.relu, seed=None,
-                 validate_args=False, name=None):
+    def __init__(self, event_size: int, transformer="affine",
+                 hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,
+                 input_order: Sequence[int] | None = None,
+                 activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
+                 seed: int | None = None, validate_args: bool = False, name: str | None = None):
         name = name or "masked_autoregressive_flow"
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._transformer = _transformers.get(transformer)
@@ -164,9 +168,13 @@ class MaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
         return attrs["ildj"]
 
 
-def inverse_autoregressive_flow(event_size, transformer="affine", hidden_layers=(64, 64),
-                                context_size=None, input_order=None, activation=tf.nn.relu,
-                                seed=None, validate_args=False, name=None):
+def inverse_autoregressive_flow(event_size: int, transformer="affine",
+                                hidden_layers: Sequence[int] = (64, 64),
+                                context_size: int | None = None,
+                                input_order: Sequence[int] | None = None,
+                                activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
+                                seed: int | None = None, validate_args: bool = False,
+                                name: str | None = None) -> tfb.Invert:
     """IAF (Kingma et al., 2016): ``tfb.Invert(MaskedAutoregressiveFlow(...))``.
 
     forward (base -> data, ``sample``): ``y_i = τ⁻¹(x_i; θ_i(x))`` — one MADE pass over the

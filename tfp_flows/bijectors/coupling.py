@@ -15,6 +15,8 @@ piecewise-linear: Müller et al. 2019). The network runs once per direction: ``f
 on the same tensor read it back.
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -25,7 +27,7 @@ from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask
 from tfp_flows.nn import MLP
 
 
-def half_split(event_size, reverse=False):
+def half_split(event_size: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(conditioning, transformed)``: the first ``D // 2`` entries condition the rest
     (``reverse=True``: the last ``D // 2`` condition the first ``D − D // 2``)."""
     d = _checks.positive_int(event_size, "event_size")
@@ -37,14 +39,16 @@ def half_split(event_size, reverse=False):
     return first, second
 
 
-def checkerboard_split(image_shape, parity=0):
+def checkerboard_split(image_shape: tuple[int, int, int],
+                       parity: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(conditioning, transformed)`` indices into a flattened ``[H, W, C]`` image: the
     checkerboard cells of ``masks.checkerboard_mask(image_shape, parity)`` condition."""
     mask = checkerboard_mask(image_shape, parity).ravel()
     return np.flatnonzero(mask), np.flatnonzero(~mask)
 
 
-def channel_split(image_shape, parity=0):
+def channel_split(image_shape: tuple[int, int, int],
+                  parity: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(conditioning, transformed)`` indices into a flattened ``[H, W, C]`` image: the
     channels of ``masks.channel_mask(image_shape, parity)`` condition."""
     mask = channel_mask(image_shape, parity).ravel()
@@ -111,9 +115,11 @@ class Coupling(FlowBijector):
 
     _cache = _compat.greedy_attrs_cache()
 
-    def __init__(self, event_size, transformer="affine", split=None, conditioner=None,
-                 hidden_layers=(64, 64), context_size=None, activation=tf.nn.relu, seed=None,
-                 dtype=tf.float32, validate_args=False, name="coupling"):
+    def __init__(self, event_size: int, transformer="affine", split=None, conditioner=None,
+                 hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,
+                 activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
+                 seed: int | None = None, dtype: tf.DType = tf.float32,
+                 validate_args: bool = False, name: str = "coupling"):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
         self._transformer = transformers_lib.get(transformer)

@@ -34,7 +34,7 @@ class Affine:
     ``log|∂y/∂x| = s``; inverse ``x = (y − t) · exp(−s)``.
     """
 
-    def __init__(self, log_scale_bound=2.0, shift_only=False):
+    def __init__(self, log_scale_bound: float = 2.0, shift_only: bool = False):
         self.log_scale_bound = _checks.positive_float(log_scale_bound, "log_scale_bound")
         self.shift_only = bool(shift_only)
         self.num_params = 1 if self.shift_only else 2
@@ -71,8 +71,8 @@ class RationalQuadraticSpline:
     Outside ``[-B, B]`` ``y = x`` (log-det 0). Shapes as in the module docstring.
     """
 
-    def __init__(self, num_bins=8, bound=5.0, min_width=1e-3, min_height=1e-3,
-                 min_derivative=1e-3):
+    def __init__(self, num_bins: int = 8, bound: float = 5.0, min_width: float = 1e-3,
+                 min_height: float = 1e-3, min_derivative: float = 1e-3):
         self.num_bins = _checks.positive_int(num_bins, "num_bins")
         self.bound = _checks.positive_float(bound, "bound")
         self.min_width = float(min_width)
@@ -123,7 +123,7 @@ class PiecewiseLinear:
     ``invert=False`` for flows trained by sampling (reverse KL).
     """
 
-    def __init__(self, num_bins=8, min_bin_mass=1e-3, invert=True):
+    def __init__(self, num_bins: int = 8, min_bin_mass: float = 1e-3, invert: bool = True):
         self.num_bins = _checks.positive_int(num_bins, "num_bins")
         self.min_bin_mass = piecewise_linear_cdf.check_min_bin_mass(min_bin_mass, self.num_bins)
         self.invert = bool(invert)
