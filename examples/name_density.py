@@ -1,9 +1,10 @@
-"""Your name as a density: a RealNVP flow fitted to points sampled from rendered text.
+"""Your name as a density: a neural spline flow fitted to points sampled from rendered text.
 
 The text (``--text``) is rasterised with Pillow's built-in font; 2-D points are drawn
 from its dark pixels with jitter (``tfp_flows.datasets.text``, about [-4, 4] x [-2, 2]).
-A RealNVP flow (``--layers`` affine couplings with a swap between them, optional batch
-norm) is fitted by maximum likelihood with ``FlowModel.fit``. Figures written to ``--out``:
+A neural spline flow (``flows.nsf``: ``--layers`` rational-quadratic spline couplings with
+``--bins`` bins; ``--flow realnvp`` for affine couplings, optionally with batch norm) is
+fitted by maximum likelihood with ``FlowModel.fit``. Figures written to ``--out``:
 
 * ``data_vs_samples.png`` - training points | flow samples
 * ``log_density.png``     - heat map of the flow's log-density
@@ -31,17 +32,23 @@ def parse(argv):
     p.add_argument("--text", default="tfp_flows", help="the text to turn into a density")
     p.add_argument("--n-train", type=int, default=30000, help="training points")
     p.add_argument("--n-test", type=int, default=5000, help="held-out points for the test NLL")
-    p.add_argument("--layers", type=int, default=8, help="number of affine couplings")
+    p.add_argument("--flow", choices=("nsf", "realnvp"), default="nsf",
+                   help="spline couplings (flows.nsf) or affine ones (flows.realnvp)")
+    p.add_argument("--layers", type=int, default=8, help="number of couplings")
+    p.add_argument("--bins", type=int, default=16, help="spline bins per coupling (nsf)")
     p.add_argument("--hidden", type=int, nargs="+", default=[128, 128],
                    help="hidden widths of each coupling's MLP")
-    p.add_argument("--batch-norm", action="store_true", help="BatchNorm after every coupling")
-    p.add_argument("--epochs", type=int, default=60, help="passes over the training points")
-    p.add_argument("--batch-size", type=int, default=256, help="points per optimizer step")
+    p.add_argument("--batch-norm", action="store_true",
+                   help="BatchNorm after every coupling (realnvp only)")
+    p.add_argument("--epochs", type=int, default=50, help="passes over the training points")
+    p.add_argument("--batch-size", type=int, default=512, help="points per optimizer step")
     p.add_argument("--lr", type=float, default=4e-3,
                    help="peak learning rate of flow_optimizer (warm-up, cosine decay to 0)")
     args = p.parse_args(argv)
+    if args.batch_norm and args.flow != "realnvp":
+        p.error("--batch-norm needs --flow realnvp")
     if args.smoke:
-        args.n_train, args.n_test, args.layers, args.hidden = 2000, 500, 2, [16]
+        args.n_train, args.n_test, args.layers, args.hidden, args.bins = 2000, 500, 2, [16], 4
         args.epochs, args.batch_size = 3, 200
     return args
 
@@ -58,8 +65,12 @@ def main(argv=None):
     results = _common.Results(args.out)
     x_train, x_test = datasets.train_test("text", args.n_train, args.n_test, seed=args.seed,
                                           text=args.text)
-    dist = flows.realnvp(2, num_layers=args.layers, hidden_layers=args.hidden,
-                         batch_norm=args.batch_norm, seed=args.seed)
+    if args.flow == "nsf":
+        dist = flows.nsf(2, num_layers=args.layers, num_bins=args.bins,
+                         hidden_layers=args.hidden, seed=args.seed)
+    else:
+        dist = flows.realnvp(2, num_layers=args.layers, hidden_layers=args.hidden,
+                             batch_norm=args.batch_norm, seed=args.seed)
     model = tfp_flows.FlowModel(dist)
     results["untrained_test_nll"] = _common.nll(model, x_test)
 

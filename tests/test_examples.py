@@ -29,7 +29,8 @@ def _import(name):
     return importlib.import_module(name)
 
 
-CASES = [(name, []) for name in sorted(EXPECTED_PNGS)] + [("name_density", ["--batch-norm"])]
+CASES = [(name, []) for name in sorted(EXPECTED_PNGS)] + [
+    ("name_density", ["--flow", "realnvp", "--batch-norm"]), ("gallery", ["--flow", "realnvp"])]
 
 
 @pytest.mark.parametrize("name, extra", CASES)
