@@ -108,3 +108,117 @@ def test_template_reused_for_a_different_width():
     tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=template).forward(tf.zeros([2, 2]))
     with pytest.raises(ValueError, match="built for output_units=1, got 2"):
         tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=template).forward(tf.zeros([2, 3]))
+
+
+# ------------------------------------------------------------------ training inputs
+def _model():
+    import keras
+
+    from tfp_flows.training import FlowModel
+    model = FlowModel(flows.realnvp(2, num_layers=2, hidden_layers=[8], seed=0))
+    model.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
+    return model
+
+
+def _x(n=64, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, 2)).astype("float32")
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: flows.realnvp(2, hidden_layers=64), ValueError,
+     r"`hidden_layers` must be a non-empty sequence of positive ints \(e.g. \[64, 64\]\), got 64"),
+    (lambda: flows.realnvp(2, seed="abc"), ValueError, r"`seed` must be a non-negative integer"),
+    (lambda: _model().sample(2.5), ValueError, r"`n` must be a non-negative integer, got 2.5"),
+    (lambda: _model().sample(2, seed="abc"), TypeError, r"`seed` must be None, an int or"),
+], ids=["hidden_layers_int", "builder_seed", "sample_n", "sample_seed"])
+def test_bad_arguments_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(batch_size=-5), ValueError, r"`batch_size` must be a positive integer, got -5"),
+    (dict(steps=-1), ValueError, r"`steps` must be a positive integer, got -1"),
+    (dict(optimizer="adam"), TypeError, r"`optimizer` must be a Keras 3 optimizer.*'adam'"),
+    (dict(seed="abc"), ValueError, r"`seed` must be a non-negative integer, got 'abc'"),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else "")
+def test_train_arguments_are_named(kwargs, error, match):
+    import keras
+
+    from tfp_flows.training import train
+    args = dict(optimizer=keras.optimizers.Adam(1e-3), steps=5, progress=False) | kwargs
+    dist = flows.realnvp(2, num_layers=2, hidden_layers=[8], seed=0)
+    with pytest.raises(error, match=match):
+        train(dist, _x(), **args)
+
+
+def test_fit_before_compile_is_a_clear_error():
+    from tfp_flows.training import FlowModel
+    model = FlowModel(flows.realnvp(2, num_layers=2, hidden_layers=[8], seed=0))
+    for call in (lambda: model.fit(_x(), verbose=0), lambda: model.evaluate(_x(), verbose=0)):
+        with pytest.raises(RuntimeError, match=r"Call `model.compile\(optimizer=...\)` before"):
+            call()
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, bool])
+def test_int_and_bool_are_refused_by_predict_and_log_prob(dtype):
+    model = _model()
+    x = np.ones((4, 2), dtype)
+    with pytest.raises(TypeError, match=f"floating-point.*{np.dtype(dtype).name}"):
+        model.predict(x, verbose=0)
+    with pytest.raises(TypeError, match=f"floating-point.*{np.dtype(dtype).name}"):
+        model.log_prob(x)
+    with pytest.raises(TypeError, match="floating-point"):
+        model.log_prob(tf.constant(x))
+
+
+def test_float64_beyond_the_float32_range_is_refused():
+    x = _x().astype(np.float64)
+    x[9, 1] = 1e300
+    model = _model()
+    with pytest.raises(ValueError, match=r"beyond the float32 range.*index 9"):
+        model.fit(x, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(16)
+    with pytest.raises(ValueError, match=r"non-finite.*float32 range.*batch 0"):
+        model.fit(ds, verbose=0)
+    assert int(model.optimizer.iterations) == 0
+
+
+def test_unbatched_dataset_is_refused():
+    ds = tf.data.Dataset.from_tensor_slices(_x())
+    with pytest.raises(ValueError, match=r"unbatched dataset.*dataset.batch\(256\)"):
+        _model().fit(ds, verbose=0)
+
+
+def test_python_generator_and_py_dataset_train_in_fit_and_are_refused_by_train():
+    import keras
+
+    from tfp_flows.training import train
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return _x(16, seed=i)
+
+    def generator():
+        for i in range(4):
+            yield (_x(16, seed=i),)  # Keras takes tuples (x,), (x, y) or (x, y, w)
+
+    for data in (Batches(), generator()):
+        model = _model()
+        model.fit(data, epochs=1, verbose=0)
+        assert int(model.optimizer.iterations) == 4
+    dist = flows.realnvp(2, num_layers=2, hidden_layers=[8], seed=0)
+    for data, name in ((Batches(), "PyDataset"), (generator(), "Python generator")):
+        with pytest.raises(TypeError, match=f"data is a.*{name}.*tf.data.Dataset"):
+            train(dist, data, keras.optimizers.Adam(1e-3), 5, progress=False)
+
+
+def test_generator_with_a_bad_first_batch_is_refused_before_training():
+    def generator():
+        yield (np.ones((4, 3), np.float32),)
+
+    with pytest.raises(ValueError, match=r"Python generator\) batch 0 has event size 3"):
+        _model().fit(generator(), verbose=0)

@@ -155,3 +155,20 @@ def test_train_loop_runs_exactly_steps():
     opt = keras.optimizers.Adam(1e-3)
     hist = train(flow(), data(256), opt, 37, batch_size=32, progress=False)
     assert hist["steps"] == 37 and int(opt.iterations) == 37
+
+
+# ------------------------------------------------------------------ input forms
+def test_dataset_of_x_y_pairs_trains_with_y_ignored():
+    x = data(64)
+    pairs = tf.data.Dataset.from_tensor_slices((x, np.zeros(64, "float32"))).batch(8)
+    plain = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    out = []
+    for ds in (pairs, plain):
+        m = model()
+        m.fit(ds, epochs=1, verbose=0)
+        out.append([w.numpy() for w in m.trainable_weights])
+    assert steps(m) == 8
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    hist = train(flow(), pairs, keras.optimizers.Adam(1e-3), 5, progress=False)
+    assert hist["steps"] == 5 and np.all(np.isfinite(hist["loss"]))

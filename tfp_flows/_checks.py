@@ -2,6 +2,7 @@
 
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -10,6 +11,24 @@ def positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     return int(value)
+
+
+def non_negative_int(value, name):
+    """Returns ``value`` as an int >= 0 (NumPy ints too), or raises ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+    return int(value)
+
+
+def hidden_layers(value, name="hidden_layers"):
+    """Returns ``value`` as a non-empty list of positive ints, or raises naming ``name``."""
+    if isinstance(value, numbers.Number | str) or not hasattr(value, "__iter__"):
+        raise TypeError(f"`{name}` must be a list of hidden widths, e.g. [64, 64], got "
+                        f"{value!r}.")
+    value = list(value)
+    if not value:
+        raise ValueError(f"`{name}` must list at least one hidden width, got [].")
+    return [positive_int(h, f"{name}[i]") for h in value]
 
 
 def float_dtype(dtype, name="dtype"):
@@ -69,8 +88,19 @@ def vector_event_size(distribution, owner):
     return int(event_shape[0])
 
 
-def stateless_seed(seed):
-    """An int seed as the stateless seed ``[0, seed]``; None and ``[2]`` seeds pass unchanged."""
-    if isinstance(seed, numbers.Integral):
+def stateless_seed(seed, name="seed"):
+    """An int seed as the stateless seed ``[0, seed]``; None and ``[2]`` integer seeds pass
+    unchanged; anything else raises ``TypeError`` naming ``name``."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         return tf.constant([0, int(seed)], tf.int32)
+    if seed is None:
+        return seed
+    shape = getattr(seed, "shape", None) if hasattr(seed, "dtype") else np.shape(seed)
+    dtype = tf.as_dtype(seed.dtype) if hasattr(seed, "dtype") else None
+    if dtype is None and isinstance(seed, list | tuple) and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seed):
+        dtype = tf.int32
+    if dtype is None or not dtype.is_integer or tuple(shape) != (2,):
+        raise TypeError(f"`{name}` must be None, an int or a stateless seed of two ints, got "
+                        f"{seed!r}.")
     return seed

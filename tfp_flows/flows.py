@@ -37,7 +37,9 @@ def _concrete_seed(seed):
     Permutations (and ``LULinear``'s ``P``) are constants drawn from the seed, not variables:
     rebuilding a flow from its config must draw the same ones for saved weights to fit.
     """
-    return int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    if seed is None:
+        return int(np.random.default_rng().integers(2**31))
+    return _checks.non_negative_int(seed, "seed")
 
 
 def _seed(seed, i):

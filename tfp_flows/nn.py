@@ -60,10 +60,7 @@ class MLP(tf.Module):
                  extra_parameters: dict | None = None, name: str | None = None):
         super().__init__(name=name)
         self._extra = {k: np.asarray(v, np.float64) for k, v in (extra_parameters or {}).items()}
-        hidden_layers = list(hidden_layers)
-        if not hidden_layers:
-            raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
-        self._hidden = [_checks.positive_int(h, "hidden_layers[i]") for h in hidden_layers]
+        self._hidden = _checks.hidden_layers(hidden_layers)
         self._output_units = _checks.positive_int(output_units, "output_units")
         self._activation = activation
         self._zero_init_output = zero_init_output
@@ -192,10 +189,7 @@ class MADE(tf.Module):
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
                  seed: int | None = None, name: str | None = None):
         super().__init__(name=name or "made")
-        hidden_layers = list(hidden_layers)
-        if not hidden_layers:
-            raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
-        self._hidden = [_checks.positive_int(h, "hidden_layers[i]") for h in hidden_layers]
+        self._hidden = _checks.hidden_layers(hidden_layers)
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._params_per_element = _checks.positive_int(params_per_element,
                                                         "params_per_element")

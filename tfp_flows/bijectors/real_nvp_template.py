@@ -31,11 +31,7 @@ class RealNVPTemplate(tf.Module):
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
                  log_scale_bound: float = 2.0, seed: int | None = None, name: str | None = None):
         super().__init__(name=name or "real_nvp_template")
-        hidden_layers = list(hidden_layers)
-        if not hidden_layers:
-            raise ValueError("`hidden_layers` must list at least one hidden width, got [].")
-        for h in hidden_layers:
-            _checks.positive_int(h, "hidden_layers[i]")
+        hidden_layers = _checks.hidden_layers(hidden_layers)
         self._hidden_layers = hidden_layers
         self._shift_only = bool(shift_only)
         self._activation = activation

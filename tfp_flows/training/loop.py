@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tqdm.auto import tqdm
 
+from tfp_flows import _checks
 from tfp_flows._mode import training_mode
 from tfp_flows.training import checks
 from tfp_flows.training.guards import NaNGuard
@@ -54,7 +55,14 @@ def train(distribution: tfp.distributions.Distribution, data, optimizer: keras.o
       ``skipped_steps``, ``lr_backoffs``, ``steps`` (steps run) and ``stop_reason`` (None or
       the guard's message).
     """
-    steps = int(steps)
+    steps = _checks.positive_int(steps, "steps")
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    validation_every = _checks.positive_int(validation_every, "validation_every")
+    seed = None if seed is None else _checks.non_negative_int(seed, "seed")
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError("`optimizer` must be a Keras 3 optimizer instance, e.g. "
+                        "keras.optimizers.Adam(1e-3) or tfp_flows.training.flow_optimizer(steps)"
+                        f", got {optimizer!r}.")
     trainable, _ = flow_variables(distribution)
     dtype, event_size = distribution.dtype, int(distribution.event_shape[0])
     data = checks.check_data(data, event_size, dtype, "data")

@@ -181,9 +181,10 @@ class FlowModel(keras.Model):
 
     # ----------------------------------------------------------------- densities
     def log_prob(self, x) -> tf.Tensor:
-        """``log q(x)``, ``[..., D] -> [...]``, in inference mode."""
+        """``log q(x)``, ``[..., D] -> [...]``, in inference mode; ``x`` must hold floats."""
+        x = checks.floating(x, self._distribution.dtype, "x")
         with training_mode(False):
-            return self._distribution.log_prob(tf.cast(x, self._distribution.dtype))
+            return self._distribution.log_prob(x)
 
     def sample(self, n: int, seed: int | None = None) -> tf.Tensor:
         """``n`` samples ``[n, D]`` from the flow, in inference mode.
@@ -191,6 +192,7 @@ class FlowModel(keras.Model):
         ``seed``: None (fresh randomness), an int or a stateless ``[2]`` seed (the same seed
         gives the same samples).
         """
+        n = _checks.non_negative_int(n, "n")
         with training_mode(False):
             return self._distribution.sample(n, seed=_checks.stateless_seed(seed))
 
@@ -351,7 +353,8 @@ class FlowModel(keras.Model):
                 raise ValueError("FlowModel.fit needs training data `x` (an array [N, D] or a "
                                  "tf.data.Dataset); use FlowModel.for_target(...) to train "
                                  "without data.")
-            x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
+            x = checks.check_data(x, self.event_size, self._distribution.dtype, "x",
+                                  iterators=True)
         validation_data = self._check_validation(validation_data)
         validation_data, validation_steps = _take(validation_data, validation_steps)
         if isinstance(x, tf.data.Dataset):
@@ -384,7 +387,7 @@ class FlowModel(keras.Model):
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """``log q(x)``, ``[N]``, for an array ``[N, D]`` or a dataset of batches (exactly
         ``steps`` of them if given); the input is checked as in ``fit``."""
-        x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
+        x = checks.check_data(x, self.event_size, self._distribution.dtype, "x", iterators=True)
         x, steps = _take(x, steps)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=self._callbacks(callbacks, verbose))
