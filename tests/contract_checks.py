@@ -143,3 +143,20 @@ def check_gradient_matches_finite_difference(dist, y, dtype, h=1e-4, rtol=1e-3):
     grad_norm = np.sqrt(sum(float(np.sum(g.numpy() ** 2)) for g in grads))
     np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=rtol * grad_norm,
                                err_msg="gradient of the mean NLL vs finite differences")
+
+
+def check_autoregressive(bijector, x, dtype, degrees):
+    """Both Jacobians are triangular in the degree order, and no further masked than that:
+    ``∂out_i/∂in_j = 0`` where ``degree_j ≥ degree_i`` (``i ≠ j``), ``≠ 0`` where
+    ``degree_j < degree_i``."""
+    degrees = np.asarray(degrees)
+    masked = (degrees[None, :] >= degrees[:, None]) & ~np.eye(degrees.size, dtype=bool)
+    y = bijector.forward(fresh(x, dtype)).numpy()
+    for name, fn, v in (("forward", bijector.forward, x), ("inverse", bijector.inverse, y)):
+        flat = fresh(np.reshape(v, [-1, degrees.size]), dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(flat)
+            out = fn(flat)
+        jac = np.abs(tape.batch_jacobian(out, flat).numpy())  # [N, i, j]
+        assert np.all(jac[:, masked] == 0), f"{name}: output depends on a later element"
+        assert np.all(jac.max(axis=0)[~masked] > 0), f"{name}: an allowed dependency is missing"

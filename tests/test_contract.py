@@ -7,6 +7,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from contract_cases import CASES, build, make_bijector, normal_inputs
 from contract_checks import (
+    check_autoregressive,
     check_compiled,
     check_gradient_matches_finite_difference,
     check_gradients,
@@ -90,7 +91,7 @@ def test_mle_gradient_matches_finite_differences(case):
     if case.mle_gradient == "ill-conditioned":
         pytest.skip("central differences of the mean NLL do not converge near the singularity")
     if case.mle_gradient == "unbiased":
-        check_gradient_matches_finite_difference(dist, y, "float64")
+        check_gradient_matches_finite_difference(dist, y, "float64", h=case.fd_step)
     else:
         with pytest.raises(AssertionError, match="finite differences"):
             check_gradient_matches_finite_difference(dist, y, "float64")
@@ -182,6 +183,13 @@ def test_refuses_wrong_event_size(case):
             pytest.skip(case.accepts_wrong_event_size)
         with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
             method(fresh(wrong, "float32"))
+
+
+def test_autoregressive_structure(built):
+    case, dtype, bijector, _ = built
+    if case.degrees is None:
+        pytest.skip("not autoregressive")
+    check_autoregressive(bijector, _inputs(case, [16]), dtype, case.degrees(case.event_size))
 
 
 # --- the checks themselves can fail -------------------------------------------------------
@@ -308,3 +316,11 @@ def test_transformer_lookup():
         transformers.get("cubic")
     with pytest.raises(TypeError, match="num_params"):
         transformers.get(object())
+def test_checks_catch_a_non_autoregressive_map():
+    bijector = fb.LULinear(3, seed=2, dtype=tf.float64)  # dense Jacobian
+    x = np.random.default_rng(0).normal(size=[4, 3])
+    with pytest.raises(AssertionError, match="later element"):
+        check_autoregressive(bijector, x, "float64", [1, 2, 3])
+    diagonal = fb.LeakyReLU(0.3, dtype=tf.float64)  # triangular, but drops every dependency
+    with pytest.raises(AssertionError, match="missing"):
+        check_autoregressive(diagonal, x, "float64", [1, 2, 3])

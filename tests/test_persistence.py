@@ -19,6 +19,9 @@ FLOWS = {
     "planar": lambda seed: tfp_flows.flows.planar(3, num_layers=2, seed=seed),
     "lu_piecewise_linear": lambda seed: tfp_flows.flows.lu_piecewise_linear(
         3, num_layers=1, num_bins=4, seed=seed),
+    "maf_spline": lambda seed: tfp_flows.flows.maf(3, num_layers=2, hidden_layers=[8],
+                                                   transformer="spline", num_bins=4, seed=seed),
+    "iaf": lambda seed: tfp_flows.flows.iaf(3, num_layers=2, hidden_layers=[8], seed=seed),
 }
 
 
