@@ -80,3 +80,20 @@ def test_bad_input_is_refused():
         compiled.sample(-1)
     with pytest.raises(ValueError, match="event shape \\[D\\]"):
         CompiledDistribution(tfp_flows.flows.standard_normal(2).distribution)
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["xla", "graph"])
+def test_one_compiled_function_serves_every_number_of_points(jit):
+    dist = _trained_like(flows.realnvp(2, 2, [8], seed=0))
+    compiled = CompiledDistribution(dist, chunk_size=32, jit_compile=jit)
+    rng = np.random.default_rng(0)
+    for n in (1, 31, 32, 33, 100, 7):
+        x = rng.normal(size=[n, 2]).astype("float32")
+        with tfp_flows.training_mode(False):
+            expected = dist.log_prob(tf.constant(x)).numpy()
+        np.testing.assert_allclose(compiled.log_prob(x).numpy(), expected, rtol=1e-4,
+                                   atol=1e-4)
+        assert compiled.sample(n, seed=n).shape == (n, 2)
+    for fn in (compiled._log_prob, compiled._log_prob_chunk, compiled._forward,
+               compiled._forward_chunk):
+        assert fn.experimental_get_tracing_count() == 1, fn
