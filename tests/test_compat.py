@@ -110,3 +110,18 @@ def test_strategy_supports_no_merge_call():
         "(NaNGuard uses it to decide where its tf.cond around optimizer.apply may run)")
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
         assert isinstance(_compat.strategy_supports_no_merge_call(), bool)
+
+
+def test_module_constants_finds_constants_of_nested_modules():
+    inner = tf.Module()
+    inner.perm = tf.constant([2, 0, 1])
+    inner.w = tf.Variable([1.0])
+    outer = tf.Module()
+    outer.children = [inner]
+    outer.mask = np.array([True, False])
+    found = _compat.module_constants(outer)
+    assert len(found) == 2, (
+        "tf.Module._flatten no longer walks sub-modules in lists or no longer takes a "
+        "predicate (FlowModel fingerprints a flow's structure with it)")
+    assert any(isinstance(c, np.ndarray) for c in found)
+    assert any(isinstance(c, tf.Tensor) and c.numpy().tolist() == [2, 0, 1] for c in found)

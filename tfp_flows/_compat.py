@@ -5,6 +5,7 @@ on; ``tests/test_compat.py`` checks each one and names what broke after an upgra
 entry here (one function, one test) instead of reaching into a private attribute elsewhere.
 """
 
+import numpy as np
 import tensorflow as tf
 from tensorflow_probability.python.internal import cache_util
 
@@ -74,6 +75,18 @@ def track_variable(model, variable):
 
 
 # --------------------------------------------------------------------------- TF
+
+
+def module_constants(module):
+    """Every constant (an eager ``tf.Tensor`` or NumPy array, not a variable) reachable from
+    the attributes of ``module`` and its sub-modules, in a deterministic order
+    (``tf.Module._flatten``: attributes sorted by name). For a flow these are its structure:
+    permutations, ``LULinear``'s ``P`` and signs, masks and index sets."""
+    def is_constant(value):
+        return (isinstance(value, np.ndarray)
+                or (isinstance(value, tf.Tensor) and hasattr(value, "numpy")))
+    return list(module._flatten(predicate=is_constant, expand_composites=False))
+
 
 
 def strategy_supports_no_merge_call():

@@ -94,6 +94,12 @@ class NaNGuard:
                                        aggregation="only_first_replica")
         self._lr_variable = None
 
+    @property
+    def variables(self):
+        """The guard's state (counters and learning-rate scale), saved with the model."""
+        return [self.skipped_steps, self.consecutive_bad_steps, self.lr_backoffs,
+                self.last_cause, self.lr_scale]
+
     def config(self):
         return dict(nan_guard=self.enabled, backoff_after=self.backoff_after,
                     backoff_factor=self.backoff_factor, stop_after=self.stop_after)

@@ -1,21 +1,24 @@
 """``FlowModel``: a ``keras.Model`` that trains a tfp_flows distribution with ``fit``.
 
-Two objectives:
+What it minimises is an objective object (``tfp_flows.training.objectives``):
+``MaximumLikelihood`` on data (the default, ``FlowModel(dist)``), ``ReverseKL`` to an
+unnormalised target (``FlowModel.for_target(log_p, dist)``) or ``DequantizedBound`` on integer
+pixels. ``fit`` and ``tfp_flows.training.train`` run the same step (``training/step.py``).
 
-* maximum likelihood on data (``FlowModel(dist)``): loss = mean negative log-likelihood
-  ``−(1/B) Σ_b log q(x_b)`` in nats; also logged as bits per dimension, ``loss / (D ln 2)``;
-* reverse KL to an unnormalised target ``log p̃`` (``FlowModel.for_target(log_p, dist)``):
-  with ``x_s ~ q`` (``num_samples`` per step, reparameterised),
-  ``loss = kl = (1/S) Σ_s [log q(x_s) − log p̃(x_s)] = KL(q‖p) − log Z``; also logs the effective
-  sample size of the importance weights ``w_s = p̃(x_s)/q(x_s)``,
-  ``ess = (Σ w)² / Σ w²`` (between 1 and ``num_samples``).
+Conditional flows ``p(x | c)`` (builders with ``context_size=C``): the context rides in Keras's
+``y`` slot, ``fit(x, c)`` with ``c [N, C]`` or a dataset of ``(x, c)`` / ``(x, c, w)``;
+``log_prob(x, c)``, ``sample(n, c)`` with ``c [C]`` or ``[n, C]``, ``predict((x, c))``.
+For an unconditional flow a dataset's ``y`` is ignored and an array ``y`` is refused.
 
 The model owns no Keras layers: its weights are the ``keras.Variable``s behind the flow's
 ``tf.Variable``s (``tfp_flows.keras_variable_of``), so Keras and TFP train the same storage.
+Its non-trainable weights also hold the NaN guard's counters and learning-rate scale and the
+objective's seed stream, so ``BackupAndRestore`` and ``ModelCheckpoint`` + ``load_model``
+resume exactly where the run was.
 """
 
+import hashlib
 import warnings
-from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -23,11 +26,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import _checks, _compat
-from tfp_flows import energies as _energies
 from tfp_flows import flows as _flows
 from tfp_flows._mode import training_mode
 from tfp_flows._variables import keras_variable_of
-from tfp_flows.training import checks, distributed, execution
+from tfp_flows.training import checks, distributed, execution, objectives, step
 from tfp_flows.training.guards import NaNGuard
 
 
@@ -39,8 +41,11 @@ def flow_variables(distribution: tfp.distributions.Distribution) -> tuple[list, 
       ValueError: if the event shape is not ``[D]``.
     """
     event_size = _checks.vector_event_size(distribution, "FlowModel")
+    context_size = context_size_of(distribution)
+    kwargs = {} if context_size is None else objectives.context_kwargs(
+        distribution, tf.zeros([1, context_size], distribution.dtype))
     with training_mode(False):
-        distribution.log_prob(tf.zeros([1, event_size], distribution.dtype))
+        distribution.log_prob(tf.zeros([1, event_size], distribution.dtype), **kwargs)
     seen = set()
     trainable, non_trainable = [], []
     for v in distribution.variables:
@@ -51,10 +56,85 @@ def flow_variables(distribution: tfp.distributions.Distribution) -> tuple[list, 
     return trainable, non_trainable
 
 
-def _permutations(distribution):
-    """The permutations of the flow's ``tfb.Permute`` layers (not variables, so not saved)."""
-    return [np.asarray(tf.get_static_value(b.permutation)).tolist()
-            for b in _flows.layers_of(distribution) if isinstance(b, tfp.bijectors.Permute)]
+def context_size_of(distribution):
+    """``C`` of a conditional flow (its ``flow_config`` or its conditional bijectors), or None."""
+    config = getattr(distribution, "flow_config", None) or {}
+    if config.get("context_size") is not None:
+        return int(config["context_size"])
+    stack = [getattr(distribution, "bijector", None)]
+    while stack:
+        b = stack.pop()
+        if b is None:
+            continue
+        if getattr(b, "context_size", None) is not None:
+            return int(b.context_size)
+        stack.extend(getattr(b, "bijectors", None) or [getattr(b, "bijector", None)])
+    return None
+
+
+def check_context(c, context_size, dtype, what="c"):
+    """Checks a context against a flow: required iff ``context_size`` is not None, floating,
+    ``[..., C]``; returns it as a tensor of ``dtype`` (or None)."""
+    if context_size is None:
+        if c is not None:
+            raise ValueError(f"The flow is unconditional: it takes no context `{what}` "
+                             "(build it with `context_size=C` to model p(x | c)).")
+        return None
+    if c is None:
+        raise ValueError(f"The flow is conditional (context_size={context_size}): pass the "
+                         f"context `{what}` of shape [..., {context_size}].")
+    c = tf.convert_to_tensor(c)
+    if not c.dtype.is_floating:
+        raise TypeError(f"The context `{what}` must be floating-point, got {c.dtype.name}.")
+    if c.shape.rank == 0 or (c.shape[-1] is not None and c.shape[-1] != context_size):
+        raise ValueError(f"The context `{what}` has shape {c.shape}, but the flow takes "
+                         f"contexts of size {context_size} ([..., {context_size}]).")
+    return tf.cast(c, dtype)
+
+
+def check_inputs(objective, x, y, event_size, context_size, dtype, what="x"):
+    """Checks training data ``x`` and the context ``y`` before the first step; returns both.
+
+    ``x``: what ``objective.check_data`` takes (an array or a dataset of ``x`` / ``(x, c)`` /
+    ``(x, c, w)`` batches). A conditional flow needs ``y [N, C]`` with an array, or datasets
+    of ``(x, c, ...)``; an unconditional one refuses an array ``y``.
+    """
+    x = objective.check_data(x, event_size, dtype, what)
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        if context_size is not None:
+            if not isinstance(spec, tuple) or len(spec) < 2:
+                raise ValueError(
+                    f"{what}: the flow is conditional (context_size={context_size}), so the "
+                    "dataset must yield (x, c) or (x, c, sample_weight) batches.")
+            c_spec = spec[1]
+            check_context(tf.zeros([1 if d is None else d for d in c_spec.shape], c_spec.dtype)
+                          if c_spec.shape.rank is not None else None, context_size, dtype,
+                          f"c of {what}")
+        return x, y
+    if context_size is None:
+        if y is not None:
+            raise ValueError(
+                "The flow is unconditional: `fit(x, y)` with an array `y` has no meaning for "
+                "a density p(x) (build the flow with `context_size=C` to model p(x | c) from "
+                "`fit(x, c)`).")
+        return x, y
+    c = check_context(y, context_size, dtype, "y")
+    c = checks.check_array(c.numpy(), context_size, dtype, "the context y")
+    if len(c) != len(x):
+        raise ValueError(f"`x` has {len(x)} examples but the context `y` has {len(c)}.")
+    return x, c
+
+
+def structure_fingerprint(distribution):
+    """``int32 [4]``: a hash of every constant of the flow (permutations, ``LULinear``'s ``P``
+    and signs, masks, index sets), which are fixed at construction and not weights."""
+    digest = hashlib.sha256()
+    for value in _compat.module_constants(distribution):
+        a = np.asarray(value)
+        digest.update(f"{a.dtype}{a.shape}".encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return np.frombuffer(digest.digest()[:16], np.int32).copy()
 
 
 # Measured on two moons (8 couplings, 2x64, batch 512, 2 cores): 1 -> 241 steps/s, 8 -> 294,
@@ -86,6 +166,8 @@ class FlowModel(keras.Model):
     Args:
       distribution: a distribution over ``[D]`` whose variables were made by tfp_flows (all
         ``tfp_flows.flows`` builders and ``tfp_flows.bijectors``).
+      objective: what ``fit`` minimises (``tfp_flows.training.objectives``); None:
+        ``MaximumLikelihood()``.
       nan_guard: skip steps with a non-finite loss or gradient (see ``NaNGuard``).
       backoff_after, backoff_factor, stop_after: NaN-guard settings.
       name: model name.
@@ -95,32 +177,40 @@ class FlowModel(keras.Model):
     tuple entries are ignored); ``predict(x)`` returns ``log q(x) [N]``.
     """
 
-    def __init__(self, distribution: tfp.distributions.Distribution, nan_guard: bool = True,
-                 backoff_after: int = 3, backoff_factor: float = 0.5, stop_after: int = 10,
-                 name: str = "flow_model", **kwargs):
+    def __init__(self, distribution, objective=None, nan_guard=True, backoff_after=3,
+                 backoff_factor=0.5, stop_after=10, name="flow_model", **kwargs):
         super().__init__(name=name, **kwargs)
         trainable, non_trainable = flow_variables(distribution)
         self._distribution = distribution
         self.event_size = int(distribution.event_shape[0])
-        for v in trainable + non_trainable:
-            _compat.track_variable(self, v)
+        self.context_size = context_size_of(distribution)
+        self.objective = objectives.get(objective)
+        if self.context_size is not None and not self.objective.needs_data:
+            raise ValueError(f"{type(self.objective).__name__} trains an unconditional flow; "
+                             f"this flow is conditional (context_size={self.context_size}).")
+        self.objective.build(distribution)
         self.guard = NaNGuard(nan_guard, backoff_after, backoff_factor, stop_after)
+        # The guard's counters and lr scale and the objective's seed stream are state too:
+        # saved with the weights, so a resumed run continues exactly.
+        self.structure = keras.Variable(structure_fingerprint(distribution), dtype="int32",
+                                        trainable=False, name="structure_fingerprint")
+        state = (list(self.guard.variables) + list(self.objective.state_variables)
+                 + [self.structure])
+        for v in trainable + list(self.objective.trainable_variables) + non_trainable + state:
+            _compat.track_variable(self, v)
         self._loss_tracker_ = keras.metrics.Mean(name="loss")
-        self._ess_tracker = keras.metrics.Mean(name="ess")
-        self._target = None
-        self._target_name = None
-        self.num_samples = None
-        self._seed_generator = None
+        self._metric_trackers = {k: keras.metrics.Mean(name=k)
+                                 for k in self.objective.metric_names}
         self.stop_reason = None
         self._executions = execution.Executions()
         self.built = True
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def for_target(cls, target_log_prob_fn: Callable[[tf.Tensor], tf.Tensor],
-                   distribution: tfp.distributions.Distribution, num_samples: int = 256,
-                   seed: int | None = None, **kwargs) -> "FlowModel":
-        """A model trained by reverse KL to ``target_log_prob_fn`` (no data needed).
+    def for_target(cls, target_log_prob_fn, distribution, num_samples=256, seed=None, beta=None,
+                   **kwargs):
+        """A model trained by reverse KL to ``target_log_prob_fn`` (no data needed):
+        ``FlowModel(distribution, objective=ReverseKL(target, num_samples, beta, seed))``.
 
         Args:
           target_log_prob_fn: ``z [..., D] -> log p̃(z) [...]``, or the name of an energy in
@@ -128,23 +218,20 @@ class FlowModel(keras.Model):
           distribution: the flow ``q``.
           num_samples: Monte-Carlo samples per step.
           seed: int seed of the sampling stream.
+          beta: annealing ``β_t`` (None, a number or ``step -> β``, e.g.
+            ``objectives.LinearRamp(steps)``).
         """
-        model = cls(distribution, **kwargs)
-        if isinstance(target_log_prob_fn, str):
-            if target_log_prob_fn not in _energies.ENERGIES:
-                raise ValueError(f"Unknown energy {target_log_prob_fn!r}; expected one of "
-                                 f"{sorted(_energies.ENERGIES)} or a callable.")
-            model._target_name = target_log_prob_fn
-            target_log_prob_fn = _energies.ENERGIES[target_log_prob_fn]
-        if not callable(target_log_prob_fn):
-            raise TypeError("`target_log_prob_fn` must be callable z -> log p(z), got "
-                            f"{target_log_prob_fn!r}.")
-        model._target = target_log_prob_fn
-        model.num_samples = int(num_samples)
-        if model.num_samples < 2:
-            raise ValueError(f"`num_samples` must be >= 2, got {num_samples!r}.")
-        model._seed_generator = keras.random.SeedGenerator(seed)
-        return model
+        objective = objectives.ReverseKL(target_log_prob_fn, num_samples, beta=beta, seed=seed)
+        return cls(distribution, objective=objective, **kwargs)
+
+    @property
+    def _target(self):
+        """The reverse-KL target (None when the objective uses data)."""
+        return getattr(self.objective, "target", None)
+
+    @property
+    def num_samples(self):
+        return getattr(self.objective, "num_samples", None)
 
     @property
     def distribution(self) -> tfp.distributions.Distribution:
@@ -152,7 +239,7 @@ class FlowModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self._loss_tracker_] + ([self._ess_tracker] if self._target is not None else [])
+        return [self._loss_tracker_] + list(self._metric_trackers.values())
 
     def compile(self, optimizer="adam", loss=None, jit_compile=None, steps_per_execution=None,
                 **kwargs):
@@ -180,78 +267,84 @@ class FlowModel(keras.Model):
         self.guard.attach(self.optimizer)
 
     # ----------------------------------------------------------------- densities
-    def log_prob(self, x) -> tf.Tensor:
-        """``log q(x)``, ``[..., D] -> [...]``, in inference mode; ``x`` must hold floats."""
-        x = checks.floating(x, self._distribution.dtype, "x")
-        with training_mode(False):
-            return self._distribution.log_prob(x)
+    def _context(self, c, what="c"):
+        return check_context(c, self.context_size, self._distribution.dtype, what)
 
-    def sample(self, n: int, seed: int | None = None) -> tf.Tensor:
-        """``n`` samples ``[n, D]`` from the flow, in inference mode.
+    def _log_prob(self, x, c):
+        x = tf.cast(x, self._distribution.dtype)
+        return self._distribution.log_prob(
+            x, **objectives.context_kwargs(self._distribution, c))
+
+    def log_prob(self, x, c=None):
+        """``log q(x)`` (or ``log q(x | c)``), ``[..., D] -> [...]``, in inference mode; ``x``
+        must hold floats."""
+        x = checks.floating(x, self._distribution.dtype, "x")
+        c = self._context(c)
+        with training_mode(False):
+            return self._log_prob(x, c)
+
+    def sample(self, n, c=None, seed=None):
+        """``n`` samples ``[n, D]`` from the flow (given ``c [C]`` or ``[n, C]`` if it is
+        conditional), in inference mode.
 
         ``seed``: None (fresh randomness), an int or a stateless ``[2]`` seed (the same seed
         gives the same samples).
         """
         n = _checks.non_negative_int(n, "n")
+        c = self._context(c)
+        kwargs = {}
+        if c is not None:
+            if c.shape.rank == 1:
+                c = tf.repeat(c[tf.newaxis], n, axis=0)
+            elif c.shape.rank != 2 or c.shape[0] != n:
+                raise ValueError(f"sample(n={n}, c): c must have shape [{self.context_size}] "
+                                 f"or [{n}, {self.context_size}], got {c.shape}.")
+            kwargs = objectives.context_kwargs(self._distribution, c)
         with training_mode(False):
-            return self._distribution.sample(n, seed=_checks.stateless_seed(seed))
+            return self._distribution.sample(n, seed=_checks.stateless_seed(seed), **kwargs)
 
-    def call(self, x, training=False):
+    def call(self, inputs, training=False):
+        """``log q(x)`` of ``inputs = x``, or ``log q(x | c)`` of ``inputs = (x, c)``."""
+        x, c = (inputs if isinstance(inputs, tuple | list) else (inputs, None))
         with training_mode(bool(training)):
-            return self._distribution.log_prob(tf.cast(x, self._distribution.dtype))
-
-    # ----------------------------------------------------------------- objectives
-    def _x_of(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return tf.cast(x, self._distribution.dtype)
-
-    def _sample_seed(self):
-        # The same seed on every replica: each pushes its slice of one global sample.
-        return tf.cast(self._seed_generator.next(), tf.int32)
-
-    def _reverse_kl(self):
-        """Returns ``(kl_estimate, ess)`` from ``num_samples`` reparameterised samples (over
-        all replicas under a strategy)."""
-        x, log_q = distributed.sample_and_log_prob(self._distribution, self.num_samples,
-                                                   self._sample_seed())
-        log_p = tf.cast(self._target(x), log_q.dtype)
-        log_w = log_p - log_q
-        ess = tf.exp(2.0 * tf.reduce_logsumexp(log_w) - tf.reduce_logsumexp(2.0 * log_w))
-        return tf.reduce_mean(-log_w), ess
-
-    def compute_objective(self, data):
-        """Returns ``(loss, ess or None, batch_size)`` for the current mode."""
-        if self._target is not None:
-            loss, ess = self._reverse_kl()
-            return loss, ess, self.num_samples
-        x = self._x_of(data)
-        return -tf.reduce_mean(self._distribution.log_prob(x)), None, tf.shape(x)[0]
-
-    def compute_loss_and_gradients(self, data):
-        """``(loss, ess, batch_size, grads)``; grads of ``loss / num_replicas`` (Keras's
-        convention: the optimizer sums gradients over replicas)."""
-        variables = [v.value for v in self.trainable_variables]
-        with tf.GradientTape() as tape:
-            loss, ess, batch = self.compute_objective(data)
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = loss / tf.cast(replicas, loss.dtype)
-        return loss, ess, batch, tape.gradient(scaled, variables)
-
-    def _update_metrics(self, loss, ess, batch, ok):
-        weight = tf.cast(batch, tf.float32) * tf.cast(ok, tf.float32)
-        self._loss_tracker_.update_state(tf.where(ok, loss, tf.zeros_like(loss)),
-                                         sample_weight=weight)
-        logs = {"loss": self._loss_tracker_.result()}
-        if ess is not None:
-            self._ess_tracker.update_state(tf.where(ok, ess, tf.zeros_like(ess)),
-                                           sample_weight=tf.cast(ok, tf.float32))
-            logs["kl"] = logs["loss"]
-            logs["ess"] = self._ess_tracker.result()
-        else:
-            logs["bits_per_dim"] = logs["loss"] / (self.event_size * np.log(2.0))
-        return logs
+            return self._log_prob(x, c)
 
     # ----------------------------------------------------------------- Keras steps
+    def _unpack(self, data):
+        """``(x, context or None, sample_weight or None)`` of a batch; an unconditional flow
+        ignores ``y``."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, tuple | list) and len(x) == 2 and y is None:
+            x, y = x  # predict((x, c)): Keras hands the pair over as the inputs
+        if not self.objective.needs_data:
+            return None, None, None
+        if self.context_size is None:
+            y = None
+        elif y is None:
+            raise ValueError(f"The flow is conditional (context_size={self.context_size}): "
+                             "batches must be (x, c) or (x, c, sample_weight).")
+        else:
+            y = tf.cast(y, self._distribution.dtype)
+        return x, y, sample_weight
+
+    def _update_metrics(self, loss, weight, metrics, ok):
+        weight = weight * tf.cast(ok, tf.float32)
+        self._loss_tracker_.update_state(tf.where(ok, loss, tf.zeros_like(loss)),
+                                         sample_weight=weight)
+        for k, tracker in self._metric_trackers.items():
+            value = metrics[k]
+            tracker.update_state(tf.where(ok, value, tf.zeros_like(value)),
+                                 sample_weight=weight)
+        logs = {"loss": self._loss_tracker_.result()}
+        logs.update({k: t.result() for k, t in self._metric_trackers.items()})
+        return self.objective.report(logs, self.event_size)
+
+    def compute_loss_and_gradients(self, data):
+        """``(loss, weight, metrics, grads)`` of the objective on a batch (``step.py``)."""
+        return step.loss_and_gradients(self.objective, self._distribution,
+                                       self.trainable_variables, *self._unpack(data),
+                                       step=self.optimizer.iterations)
+
     def make_test_function(self, force=False):
         """Keras's test function; under a strategy the one of ``training/execution.py``
         (``training/distributed.py`` says why)."""
@@ -264,23 +357,30 @@ class FlowModel(keras.Model):
         return self.test_function
 
     def train_step(self, data):
-        # The flag is read while tracing: this trace (train_function) uses batch statistics.
+        # Training mode is read while tracing: this trace (train_function) uses batch stats.
+        # Under a strategy the loss and gradients are compiled per replica (distributed.py);
+        # either way this is the one step of step.py: gradients, then the guarded update.
         gradients = getattr(self, "_replica_gradients", None) or self.compute_loss_and_gradients
-        with training_mode(True):
-            loss, ess, batch, grads = gradients(data)
+        loss, weight, metrics, grads = gradients(data)
         ok = self.guard.apply(self.optimizer, loss, grads, self.trainable_variables)
-        logs = self._update_metrics(loss, ess, batch, ok)
+        logs = self._update_metrics(loss, weight, metrics, ok)
         logs.update(self.guard.logs())
         return logs
 
     def test_step(self, data):
-        with training_mode(False):
-            loss, ess, batch = self.compute_objective(data)
-        return self._update_metrics(loss, ess, batch, tf.math.is_finite(loss))
+        loss, weight, metrics, ok = step.evaluation_step(
+            self.objective, self._distribution, *self._unpack(data))
+        return self._update_metrics(loss, weight, metrics, ok)
 
     def predict_step(self, data):
+        x, c, _ = self._unpack(data)
         with training_mode(False):
-            return self._distribution.log_prob(self._x_of(data))
+            return self._log_prob(x, c)
+
+    def _check_inputs(self, x, y, what="x"):
+        """Checks data (and context) before training; returns them."""
+        return check_inputs(self.objective, x, y, self.event_size, self.context_size,
+                            self._distribution.dtype, what)
 
     # ----------------------------------------------------------------- fit / evaluate
     def _dummy_data(self):
@@ -295,10 +395,10 @@ class FlowModel(keras.Model):
         if validation_data is None or self._target is not None:
             return validation_data
         if isinstance(validation_data, tuple):
-            return (checks.check_data(validation_data[0], self.event_size,
-                                      self._distribution.dtype, "validation_data"),)
-        return (checks.check_data(validation_data, self.event_size, self._distribution.dtype,
-                                  "validation_data"),)
+            c = validation_data[1] if self.context_size is not None else None
+            x, c = self._check_inputs(validation_data[0], c, "validation_data")
+            return (x,) if c is None else (x, c)
+        return self._check_inputs(validation_data, None, "validation_data")[:1]
 
     def make_train_function(self, force=False):
         """Keras's train function; with ``steps_per_execution > 1`` one whose last execution
@@ -353,13 +453,13 @@ class FlowModel(keras.Model):
                 raise ValueError("FlowModel.fit needs training data `x` (an array [N, D] or a "
                                  "tf.data.Dataset); use FlowModel.for_target(...) to train "
                                  "without data.")
-            x = checks.check_data(x, self.event_size, self._distribution.dtype, "x",
-                                  iterators=True)
+            x, y = self._check_inputs(x, y)
         validation_data = self._check_validation(validation_data)
         validation_data, validation_steps = _take(validation_data, validation_steps)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle a dataset
-        self.guard.reset()
+        if not kwargs.get("initial_epoch"):  # a resumed fit keeps the guard's counters
+            self.guard.reset()
         self.stop_reason = None
         callbacks = self._callbacks(callbacks, verbose) + [_GuardStop(self.guard)]
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
@@ -379,15 +479,20 @@ class FlowModel(keras.Model):
         elif self._target is None:
             if x is None:
                 raise ValueError("FlowModel.evaluate needs data `x`.")
-            x = checks.check_data(x, self.event_size, self._distribution.dtype, "x")
+            x, y = self._check_inputs(x, y)
         x, steps = _take(x, steps)
         return super().evaluate(x, y, steps=steps, verbose=verbose,
                                 callbacks=self._callbacks(callbacks, verbose), **kwargs)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """``log q(x)``, ``[N]``, for an array ``[N, D]`` or a dataset of batches (exactly
-        ``steps`` of them if given); the input is checked as in ``fit``."""
-        x = checks.check_data(x, self.event_size, self._distribution.dtype, "x", iterators=True)
+        ``steps`` of them if given), or ``log q(x | c)`` for ``(x, c)`` with a conditional
+        flow; the input is checked as in ``fit``."""
+        if self.context_size is not None and isinstance(x, tuple | list):
+            x = self._check_inputs(*x, what="x")
+        else:
+            x = checks.check_data(x, self.event_size, self._distribution.dtype, "x",
+                                   iterators=True)
         x, steps = _take(x, steps)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=self._callbacks(callbacks, verbose))
@@ -399,15 +504,25 @@ class FlowModel(keras.Model):
             raise NotImplementedError(
                 "model.save needs a flow built by a tfp_flows.flows builder (it records "
                 "`flow_config`); use save_weights/load_weights for custom flows.")
-        if self._target is not None and self._target_name is None:
-            raise NotImplementedError(
-                "A reverse-KL model with a custom target function cannot be serialised; pass "
-                "the target by name (tfp_flows.energies.ENERGIES) or use save_weights.")
-        config = {"name": self.name, "flow_config": dict(flow_config), **self.guard.config(),
-                  "permutations": _permutations(self._distribution)}
-        if self._target is not None:
-            config.update(target=self._target_name, num_samples=self.num_samples)
-        return config
+        return {"name": self.name, "flow_config": dict(flow_config), **self.guard.config(),
+                "objective": keras.saving.serialize_keras_object(self.objective)}
+
+    def load_own_variables(self, store):
+        """Keras's weight loading (``load_weights``, ``load_model``, ``BackupAndRestore``),
+        refused before any weight changes if the saved flow had another structure."""
+        own = list(self._trainable_variables) + list(self._non_trainable_variables)
+        key = next((str(i) for i, v in enumerate(own) if v is self.structure), None)
+        if key is not None and len(store) == len(own):
+            saved = np.asarray(store[key])
+            if saved.shape != (4,) or not np.array_equal(saved, self.structure.numpy()):
+                raise ValueError(
+                    "These weights were saved from a flow with a different structure "
+                    "(permutations, LULinear's P and signs, masks or index sets differ: was it "
+                    "built with another seed or other arguments?). Their values would give a "
+                    "wrong log_prob here; rebuild the flow exactly as it was saved (same "
+                    "builder, arguments and seed), or use keras.models.load_model, which "
+                    "rebuilds it from the saved config.")
+        super().load_own_variables(store)
 
     def compile_from_config(self, config):
         """Recompiles from ``get_compile_config()`` (used by ``keras.models.load_model``)."""
@@ -420,19 +535,10 @@ class FlowModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         distribution = _flows.build(**config.pop("flow_config"))
-        saved = config.pop("permutations", None)
-        if saved is not None and saved != _permutations(distribution):
-            raise ValueError(
-                "The rebuilt flow has different permutations from the saved one: its "
-                "`flow_config` did not reproduce them (was the config or a builder changed?). "
-                "Rebuild the same flow object and use load_weights instead.")
-        target = config.pop("target", None)
-        num_samples = config.pop("num_samples", None)
+        objective = keras.saving.deserialize_keras_object(config.pop("objective", None))
         config = {k: v for k, v in config.items() if k in (
             "name", "nan_guard", "backoff_after", "backoff_factor", "stop_after")}
-        if target is not None:
-            return cls.for_target(target, distribution, num_samples=num_samples, **config)
-        return cls(distribution, **config)
+        return cls(distribution, objective=objective, **config)
 
 
 def _take(data, steps):
