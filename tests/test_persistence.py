@@ -137,9 +137,8 @@ def test_weights_into_a_flow_rebuilt_with_another_seed_are_refused(tmp_path, bui
 
 
 def test_multiscale_model_save_and_load(tmp_path):
-    from tfp_flows.multiscale import multiscale_realnvp
-    flow = multiscale_realnvp((4, 4, 1), num_scales=1, couplings_per_scale=1, final_couplings=1,
-                              hidden_layers=[8], seed=0)
+    flow = tfp_flows.flows.multiscale_realnvp((4, 4, 1), num_scales=1, couplings_per_scale=1,
+                                              final_couplings=1, hidden_layers=[8], seed=0)
     model = FlowModel(flow)
     model.compile(keras.optimizers.Adam(1e-2), jit_compile=False)
     x = np.random.default_rng(0).normal(size=(64, 16)).astype("float32")
