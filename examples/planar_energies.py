@@ -2,8 +2,11 @@
 
 Reproduces Fig. 3 of Rezende & Mohamed (2015): for every target ``p = exp(−U) / Z``
 (``tfp_flows.energies``) and every depth K (``--layers``, default 2, 8, 32 planar layers) a
-flow ``q`` is trained without data by minimising ``E_q[log q(z) + U(z)] = KL(q‖p) − log Z``
-with ``FlowModel.for_target`` (reparameterised Monte-Carlo samples, ``flow_optimizer``).
+flow ``q`` is trained without data by minimising the paper's annealed free energy
+``E_q[log q(z) + β_t U(z)]`` with ``FlowModel.for_target(..., beta=LinearRamp(...))``
+(reparameterised Monte-Carlo samples, ``flow_optimizer``): ``β_t`` rises linearly from 0.01
+to 1 over the first ``--anneal-steps`` steps, so the flow first spreads over every mode of
+the flattened target, then sharpens; at ``β = 1`` the objective is ``KL(q‖p) − log Z``.
 
 ``log Z`` of each energy is computed by quadrature on a fine grid, so the example prints
 ``KL(q‖p)`` itself (nats, 20000 fresh samples of q), with the share of q's samples in each U1
@@ -26,20 +29,25 @@ WHOLE_PLANE = ("ring", "u1")  # normalisable on R²: Z over the plane (a ±8 box
 
 
 def parse(argv):
-    p = _common.parser(__doc__, "outputs/planar_energies", "about 15 minutes",
+    p = _common.parser(__doc__, "outputs/planar_energies", "about 20 minutes",
                        seed_help="seed of the flows' initial weights and of q's samples")
     p.add_argument("--energies", nargs="+", default=list(ENERGY_NAMES), choices=ENERGY_NAMES,
                    metavar="NAME", help="targets, one row each; any of "
                    + ", ".join(ENERGY_NAMES) + " (default: all)")
     p.add_argument("--layers", type=int, nargs="+", default=[2, 8, 32],
                    help="numbers of planar layers K, one column each")
-    p.add_argument("--steps", type=int, default=2000, help="optimisation steps per flow")
+    p.add_argument("--steps", type=int, default=3000, help="optimisation steps per flow")
+    p.add_argument("--anneal-steps", type=int, default=None,
+                   help="steps over which β rises from 0.01 to 1; 0: no annealing "
+                        "(default: half of --steps)")
     p.add_argument("--num-samples", type=int, default=256, help="Monte-Carlo samples per step")
     p.add_argument("--lr", type=float, default=5e-3,
                    help="peak learning rate of flow_optimizer (warm-up, cosine decay to 0)")
     args = p.parse_args(argv)
     if args.smoke:
         args.energies, args.layers, args.steps, args.num_samples = ["ring", "u1"], [2], 64, 128
+    if args.anneal_steps is None:
+        args.anneal_steps = args.steps // 2
     return args
 
 
@@ -84,6 +92,7 @@ def main(argv=None):
 
     import tfp_flows
     from tfp_flows import energies, flows, plot
+    from tfp_flows.training.objectives import LinearRamp
 
     keras.utils.set_random_seed(args.seed)
     results = _common.Results(args.out)
@@ -100,8 +109,9 @@ def main(argv=None):
         row = [(f"{name}: true density", normalised)]
         for k in args.layers:
             dist = flows.planar(2, num_layers=k, seed=args.seed)
+            beta = LinearRamp(args.anneal_steps, start=0.01) if args.anneal_steps else None
             model = tfp_flows.FlowModel.for_target(name, dist, num_samples=args.num_samples,
-                                                   seed=args.seed)
+                                                   seed=args.seed, beta=beta)
             results[f"untrained_kl_{name}_K{k}"] = diagnostics(
                 dist, target, name, log_z, seed=args.seed)["kl"]
             _common.compile_flow(model, args, epochs * steps_per_epoch)
