@@ -18,6 +18,7 @@ EXPECTED_PNGS = {
     "leaky_relu_coupling": {"intermediate.png", "densities.png", "data_vs_samples.png"},
     "elementwise_and_linear": {"pwl.png", "lu_linear.png"},
     "gallery": {"gallery.png"},
+    "conditional_moons": {"conditional_samples.png"},
     "digits": {"samples.png", "reconstructions.png", "interpolations.png", "training_curve.png"},
 }
 MIN_PIXEL_VARIANCE = 50.0  # grey levels²; a blank or single-colour image has 0
