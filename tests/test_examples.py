@@ -89,7 +89,7 @@ def test_help_shows_one_default_per_option(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for option in ("--text", "--out", "--smoke", "--batch-norm", "--epochs"):
         assert option in text
-    assert "(default: 60)" in text
+    assert "(default: 50)" in text
     assert "(default: None)" not in text and "(default: False)" not in text
 
 
