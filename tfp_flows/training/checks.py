@@ -152,6 +152,17 @@ def check_generator(generator, event_size, dtype, what="x"):
     return restored()
 
 
+def refuse_iterators(x, what: str = "x"):
+    """Raises ``TypeError`` naming a Python generator or ``keras.utils.PyDataset`` input
+    (which only ``FlowModel.fit`` takes)."""
+    kind = ("a keras.utils.PyDataset" if isinstance(x, keras.utils.PyDataset)
+            else "a Python generator" if inspect.isgenerator(x) else None)
+    if kind is not None:
+        raise TypeError(f"{what} is {kind}, which this function does not take: pass an array "
+                        "or a tf.data.Dataset (e.g. tf.data.Dataset.from_generator(..., "
+                        "output_signature=...)), or train with FlowModel.fit.")
+
+
 def check_data(x, event_size: int, dtype: tf.DType = tf.float32, what: str = "x",
                iterators: bool = False):
     """Dispatches on the input type; returns the checked input.
@@ -162,12 +173,8 @@ def check_data(x, event_size: int, dtype: tf.DType = tf.float32, what: str = "x"
     dtype = tf.as_dtype(dtype)
     if isinstance(x, tf.data.Dataset):
         return check_dataset(x, event_size, dtype, what)
-    kind = ("a keras.utils.PyDataset" if isinstance(x, keras.utils.PyDataset)
-            else "a Python generator" if inspect.isgenerator(x) else None)
-    if kind is not None and not iterators:
-        raise TypeError(f"{what} is {kind}, which this function does not take: pass an array "
-                        "or a tf.data.Dataset (e.g. tf.data.Dataset.from_generator(..., "
-                        "output_signature=...)), or train with FlowModel.fit.")
+    if not iterators:
+        refuse_iterators(x, what)
     if isinstance(x, keras.utils.PyDataset):
         return check_py_dataset(x, event_size, dtype, what)
     if inspect.isgenerator(x):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from tfp_flows import _checks
-from tfp_flows.training import objectives, step
+from tfp_flows.training import checks, objectives, step
 from tfp_flows.training.guards import NaNGuard
 from tfp_flows.training.model import check_inputs, context_size_of, flow_variables
 
@@ -81,6 +81,7 @@ def train(distribution, data, optimizer, steps, batch_size=256, validation_data=
     context_size = context_size_of(distribution)
     batches = None
     if objective.needs_data:
+        checks.refuse_iterators(data, "data")
         data, context = check_inputs(objective, data, context, event_size, context_size, dtype,
                                      "data")
         batches = _batches(data, context, batch_size, seed, shuffle_buffer)
