@@ -97,7 +97,7 @@ def test_warp_follows_every_layer(flow, tmp_path):
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["0: base N(0, I)"] + [f"{i + 1}: {plot.layer_name(b)}"
                                             for i, b in enumerate(layers)]
-    assert titles[1].endswith("RealNVP") and titles[2] == "2: Permute"
+    assert titles[1] == "1: Coupling" and titles[2] == "2: Permute"
     _saved(fig, tmp_path, "warp.png")
 
 
