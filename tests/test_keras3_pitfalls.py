@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -68,7 +69,8 @@ def test_the_demonstration_shows_each_pitfall_and_its_fix():
     assert layer["tfp"].startswith("ValueError") and layer["tfp_flows"] == "worked"
     runs = pitfalls.keras_model_training(epochs=2)
     assert runs["tfp"]["model_weights"] == 0 and runs["tfp"]["distribution_variables"] == 1
-    assert runs["tfp"]["losses"][0] == runs["tfp"]["losses"][-1]
+    # Flat up to float32 rounding of a mean over reshuffled batches (nothing is trained).
+    assert runs["tfp"]["losses"][-1] == pytest.approx(runs["tfp"]["losses"][0], rel=1e-6)
     ours = runs["tfp_flows"]
     assert ours["model_weights"] == ours["distribution_variables"] > 0
     assert ours["losses"][-1] < ours["losses"][0] - 0.05
