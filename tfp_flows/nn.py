@@ -30,6 +30,24 @@ def concat_conditions(x0: tf.Tensor, condition_kwargs: dict) -> tf.Tensor:
     return tf.concat(parts, axis=-1)
 
 
+
+def _dense_layers(widths, rng, zero_init_output, shapes):
+    """Glorot-uniform kernels and zero biases of dense layers ``widths[i] -> widths[i+1]``.
+
+    Returns the flat pieces ``[W_1, b_1, ..., W_L, b_L]`` and appends their shapes to ``shapes``;
+    the last kernel is zero with ``zero_init_output`` (the network starts at output 0).
+    """
+    pieces = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        if zero_init_output and i == len(widths) - 2:
+            kernel = np.zeros([fan_in, fan_out])
+        else:
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
+        pieces += [kernel.ravel(), np.zeros([fan_out])]
+        shapes += [(fan_in, fan_out), (fan_out,)]
+    return pieces
+
 class MLP(tf.Module):
     """``h -> W_L(act(... act(W_1 h + b_1) ...)) + b_L`` on the last axis.
 
@@ -72,16 +90,7 @@ class MLP(tf.Module):
     def _build(self, input_units, dtype):
         rng = np.random.default_rng(self._seed)
         widths = [input_units] + self._hidden + [self._output_units]
-        pieces = []
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            last = i == len(widths) - 2
-            if last and self._zero_init_output:
-                kernel = np.zeros([fan_in, fan_out])
-            else:
-                limit = np.sqrt(6.0 / (fan_in + fan_out))
-                kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
-            pieces += [kernel.ravel(), np.zeros([fan_out])]
-            self._shapes += [(fan_in, fan_out), (fan_out,)]
+        pieces = _dense_layers(widths, rng, self._zero_init_output, self._shapes)
         pieces += [v.ravel() for v in self._extra.values()]
         self.params = make_variable(np.concatenate(pieces), "params", dtype)
         self._built_for = (input_units, dtype)
@@ -232,15 +241,7 @@ class MADE(tf.Module):
     def _build(self, dtype):
         rng = np.random.default_rng(self._seed)
         widths = [self._event_size] + self._hidden + [self._event_size * self._params_per_element]
-        pieces = []
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            if i == len(widths) - 2:
-                kernel = np.zeros([fan_in, fan_out])
-            else:
-                limit = np.sqrt(6.0 / (fan_in + fan_out))
-                kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
-            pieces += [kernel.ravel(), np.zeros([fan_out])]
-            self._shapes += [(fan_in, fan_out), (fan_out,)]
+        pieces = _dense_layers(widths, rng, True, self._shapes)
         if self._conditional_size is not None:
             c, out = self._conditional_size, widths[1:]
             limits = np.concatenate([np.full([w], np.sqrt(6.0 / (c + w))) for w in out])
