@@ -53,30 +53,6 @@ def test_greedy_attrs_cache_stores_attributes_of_an_augmented_forward():
     assert calls == ["forward"], "the cached log-det re-ran the forward pass"
 
 
-def test_real_nvp_private_fields():
-    seen = {}
-
-    def fn(x0, output_units):
-        seen["units"] = output_units
-        return tf.zeros_like(x0[..., :output_units]), None
-
-    for num_masked, reverse in ((2, False), (-1, True)):
-        b = tfb.RealNVP(num_masked=num_masked, shift_and_log_scale_fn=fn)
-        x = tf.zeros([3, 5])
-        # The split index of x[..., :k], x[..., k:] (negative: counted from the end).
-        assert _compat.real_nvp_masked_size(b, x) == num_masked, (
-            "tfb.RealNVP no longer resolves `num_masked` into `_masked_size` via "
-            "`_cache_input_depth` (used by FusedRealNVP)")
-        assert _compat.real_nvp_reverse_mask(b) is reverse, (
-            "tfb.RealNVP's `_reverse_mask` changed meaning (negative num_masked)")
-        assert _compat.real_nvp_shift_and_log_scale_fn(b) is fn, (
-            "tfb.RealNVP no longer stores its function as `_shift_and_log_scale_fn`")
-        assert _compat.real_nvp_input_units(b) == (3 if num_masked == 2 else 4), (
-            "tfb.RealNVP's `_bijector_input_units()` is not the transformed size")
-    b = tfb.RealNVP(num_masked=1, bijector_fn=lambda x0, units: tfb.Identity())
-    assert _compat.real_nvp_shift_and_log_scale_fn(b) is None
-
-
 def test_learning_rate_object_is_the_schedule_or_the_variable():
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 10, 0.5)
     opt = keras.optimizers.Adam(schedule)

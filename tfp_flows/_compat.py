@@ -32,32 +32,6 @@ def inverse_attributes(bijector, y, **kwargs):
     return bijector._cache.inverse_attributes(y, **kwargs)
 
 
-def real_nvp_masked_size(bijector, x):
-    """``tfb.RealNVP``'s number of kept (masked) coordinates, resolved against input ``x``.
-
-    ``num_masked`` may be negative or a fraction; RealNVP resolves it lazily from the input
-    depth (``_cache_input_depth``) into ``_masked_size``.
-    """
-    bijector._cache_input_depth(x)
-    return bijector._masked_size
-
-
-def real_nvp_reverse_mask(bijector):
-    """Whether ``tfb.RealNVP`` keeps the last (True) or the first (False) coordinates."""
-    return bijector._reverse_mask
-
-
-def real_nvp_shift_and_log_scale_fn(bijector):
-    """The ``shift_and_log_scale_fn`` a ``tfb.RealNVP`` was built with (None with a
-    ``bijector_fn``)."""
-    return bijector._shift_and_log_scale_fn
-
-
-def real_nvp_input_units(bijector):
-    """The number of transformed coordinates ``tfb.RealNVP`` passes its function."""
-    return bijector._bijector_input_units()
-
-
 # --------------------------------------------------------------------------- Keras
 
 
@@ -86,7 +60,6 @@ def module_constants(module):
         return (isinstance(value, np.ndarray)
                 or (isinstance(value, tf.Tensor) and hasattr(value, "numpy")))
     return list(module._flatten(predicate=is_constant, expand_composites=False))
-
 
 
 def strategy_supports_no_merge_call():
