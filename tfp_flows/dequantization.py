@@ -20,6 +20,7 @@ issue 6's formula (plus the ``log q`` term of variational dequantisation).
 """
 
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -160,8 +161,9 @@ class VariationalDequantizer(tf.Module):
     ``log q(v | p) = log N(ε) − log|det ∂v/∂ε|`` is returned with each sample.
     """
 
-    def __init__(self, event_size, levels, num_couplings=2, hidden_layers=(128,), seed=None,
-                 dtype=tf.float32, name="variational_dequantizer"):
+    def __init__(self, event_size: int, levels: int, num_couplings: int = 2,
+                 hidden_layers: Sequence[int] = (128,), seed: int | None = None,
+                 dtype: tf.DType = tf.float32, name: str = "variational_dequantizer"):
         super().__init__(name=name)
         self.event_size = _checks.positive_int(event_size, "event_size")
         self.levels = _levels(levels)
@@ -194,13 +196,13 @@ class VariationalDequantizer(tf.Module):
         c = 2.0 * tf.cast(pixels, self.dtype) / (self.levels - 1) - 1.0
         return {name: {"conditional_input": c} for name in self._conditioned}
 
-    def sample_and_log_prob(self, pixels, seed=None):
+    def sample_and_log_prob(self, pixels, seed=None) -> tuple[tf.Tensor, tf.Tensor]:
         """Draws ``v ~ q(· | pixels)``: returns ``(v [..., D], log q(v | pixels) [...])``."""
         pixels = tf.convert_to_tensor(pixels)
         return self.flow.experimental_sample_and_log_prob(
             tf.shape(pixels)[:-1], seed=seed, bijector_kwargs=self._condition(pixels))
 
-    def log_prob(self, noise, pixels):
+    def log_prob(self, noise: tf.Tensor, pixels) -> tf.Tensor:
         """``log q(noise | pixels)`` for ``noise`` in ``(0, 1)^D``."""
         return self.flow.log_prob(noise, bijector_kwargs=self._condition(pixels))
 

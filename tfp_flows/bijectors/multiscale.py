@@ -19,6 +19,8 @@ gathered conditioning entries or an ``ImageConditioner`` (3×3 convolutions on t
 at the coupling's scale).
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -47,8 +49,10 @@ class ImageConditioner(tf.Module):
       num_params: ``P``, the transformer's parameters per element.
     """
 
-    def __init__(self, layout, conditioning, transformed, num_params, filters=32, num_layers=2,
-                 context_size=None, seed=None, name="image_conditioner"):
+    def __init__(self, layout: np.ndarray, conditioning: Sequence[int],
+                 transformed: Sequence[int], num_params: int, filters: int = 32,
+                 num_layers: int = 2, context_size: int | None = None, seed=None,
+                 name: str = "image_conditioner"):
         super().__init__(name=name)
         layout = np.asarray(layout)
         self._shape = tuple(layout.shape)
@@ -83,7 +87,8 @@ class ImageConditioner(tf.Module):
         return tf.reshape(out, tf.concat([batch, [self._read.size * self._num_params]], axis=0))
 
 
-def multiscale_layout(image_shape, num_scales=2, couplings_per_scale=3, final_couplings=4):
+def multiscale_layout(image_shape: tuple[int, int, int], num_scales: int = 2,
+                      couplings_per_scale: int = 3, final_couplings: int = 4) -> tuple[list, list]:
     """The coupling plan of a multi-scale flow, in the data -> latent order.
 
     Returns:
@@ -155,10 +160,12 @@ class MultiScaleRealNVP(FlowBijector):
       transformer: ``"affine"`` (RealNVP), ``"spline"`` or any transformer object.
     """
 
-    def __init__(self, image_shape=(8, 8, 1), num_scales=2, couplings_per_scale=3,
-                 final_couplings=4, hidden_layers=(128, 128), log_scale_bound=2.0, seed=None,
-                 network="mlp", filters=32, transformer="affine", dtype=tf.float32,
-                 validate_args=False, name="multiscale_realnvp"):
+    def __init__(self, image_shape: tuple[int, int, int] = (8, 8, 1), num_scales: int = 2,
+                 couplings_per_scale: int = 3, final_couplings: int = 4,
+                 hidden_layers: Sequence[int] = (128, 128), log_scale_bound: float = 2.0,
+                 seed: int | None = None, network: str = "mlp", filters: int = 32,
+                 transformer="affine", dtype: tf.DType = tf.float32,
+                 validate_args: bool = False, name: str = "multiscale_realnvp"):
         parameters = dict(locals())
         if network not in ("mlp", "conv"):
             raise ValueError(f"`network` must be 'mlp' or 'conv', got {network!r}.")
@@ -191,21 +198,21 @@ class MultiScaleRealNVP(FlowBijector):
                              parameters=parameters, name=scope)
 
     @property
-    def image_shape(self):
+    def image_shape(self) -> tuple[int, int, int]:
         return self._image_shape
 
     @property
-    def event_size(self):
+    def event_size(self) -> int:
         """``H·W·C``, the size of the flattened event."""
         return self._event_size
 
     @property
-    def factored_out(self):
+    def factored_out(self) -> list[np.ndarray]:
         """Index arrays of the event entries factored out at each scale (data -> latent)."""
         return list(self._factored)
 
     @property
-    def bijectors(self):
+    def bijectors(self) -> list[Coupling]:
         """The couplings in ``tfb.Chain`` order (the last one acts first in ``forward``)."""
         return list(self.couplings)
 

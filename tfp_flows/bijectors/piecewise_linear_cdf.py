@@ -133,9 +133,10 @@ class PiecewiseLinearCDF(FlowBijector):
     Shapes: ``event_ndims = 1``; inputs ``[..., D]``.
     """
 
-    def __init__(self, event_size=None, num_bins=8, logits=None, min_bin_mass=1e-3,
-                 real_line=False, dtype=tf.float32, validate_args=False,
-                 name="piecewise_linear_cdf"):
+    def __init__(self, event_size: int | None = None, num_bins: int = 8,
+                 logits: tf.Tensor | None = None, min_bin_mass: float = 1e-3,
+                 real_line: bool = False, dtype: tf.DType = tf.float32,
+                 validate_args: bool = False, name: str = "piecewise_linear_cdf"):
         parameters = dict(locals())
         self._real_line = bool(real_line)
         self._fns = ((logit_cdf_forward, logit_cdf_inverse) if self._real_line
@@ -168,10 +169,10 @@ class PiecewiseLinearCDF(FlowBijector):
                              parameters=parameters, name=scope)
 
     @property
-    def num_bins(self):
+    def num_bins(self) -> int:
         return self._num_bins
 
-    def bin_masses(self):
+    def bin_masses(self) -> tf.Tensor:
         """Returns the masses ``m`` of shape ``[..., D, K]``; they sum to 1 over ``K``."""
         return bin_masses(tf.convert_to_tensor(self.logits), self._min_bin_mass)
 

@@ -11,6 +11,7 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 from tqdm.auto import tqdm
 
 from tfp_flows import _checks
@@ -36,10 +37,12 @@ def _unpack(element, conditional):
     return x, (c if conditional else None), w
 
 
-def train(distribution, data, optimizer, steps, batch_size=256, validation_data=None,
-          validation_every=100, objective=None, context=None, nan_guard=True, backoff_after=3,
-          backoff_factor=0.5, stop_after=10, jit_compile=True, steps_per_execution=32,
-          seed=None, shuffle_buffer=10_000, progress=True):
+def train(distribution: tfp.distributions.Distribution, data, optimizer: keras.optimizers.Optimizer,
+          steps: int, batch_size: int = 256, validation_data=None, validation_every: int = 100,
+          objective: objectives.Objective | None = None, context=None, nan_guard: bool = True,
+          backoff_after: int = 3, backoff_factor: float = 0.5, stop_after: int = 10,
+          jit_compile: bool = True, steps_per_execution: int = 32, seed: int | None = None,
+          shuffle_buffer: int = 10_000, progress: bool = True) -> dict:
     """Fits ``distribution`` by minimising ``objective`` (default: maximum likelihood).
 
     Args:
