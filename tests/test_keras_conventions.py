@@ -69,6 +69,56 @@ def test_the_last_short_execution_uses_the_right_batches():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+class Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.calls.append(("begin", batch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("end", batch, {k: float(v) for k, v in logs.items()}))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch", epoch, {k: float(v) for k, v in logs.items()}))
+
+
+@pytest.mark.parametrize("k, steps_per_epoch", [(32, 10), (8, 20)])
+def test_batch_callbacks_get_the_last_step_that_ran(k, steps_per_epoch):
+    # Keras calls batch hooks once per execution, with its first and last index: the short
+    # last execution ends at steps_per_epoch - 1 (Keras passes begin + k - 1), and the logs
+    # there and at the epoch's end are those of a run with one step per execution.
+    ds = tf.data.Dataset.from_tensor_slices(data(40 * 8)).batch(8).repeat()
+    calls = {}
+    for spe in (1, k):
+        recorder = Recorder()
+        model(steps_per_execution=spe, jit_compile=False).fit(
+            ds, epochs=2, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[recorder])
+        calls[spe] = recorder.calls
+    begins = list(range(0, steps_per_epoch, k))
+    one_epoch = [c for b in begins
+                 for c in (("begin", b), ("end", min(b + k, steps_per_epoch) - 1))]
+    assert [c[:2] for c in calls[k]] == one_epoch + [("epoch", 0)] + one_epoch + [("epoch", 1)]
+    assert [c[:2] for c in calls[1]] == [
+        c for e in (0, 1) for c in [x for b in range(steps_per_epoch)
+                                    for x in (("begin", b), ("end", b))] + [("epoch", e)]]
+
+    def logs_by_call(seq):
+        epoch, out = 0, {}
+        for c in seq:
+            if len(c) == 3:
+                out[(epoch, c[0], c[1])] = c[2]
+                epoch += c[0] == "epoch"
+        return out
+
+    one, many = logs_by_call(calls[1]), logs_by_call(calls[k])
+    for key, logs in many.items():
+        assert logs.keys() == one[key].keys()
+        for name in logs:
+            np.testing.assert_allclose(logs[name], one[key][name], rtol=1e-5, err_msg=str(key))
+
+
 def test_evaluate_steps_runs_that_many_batches():
     x = data(40 * 8)
     ds = tf.data.Dataset.from_tensor_slices(x).batch(8).repeat()

@@ -84,6 +84,26 @@ def check_array(x, event_size, dtype, what="x"):
     return cast
 
 
+def check_sample_weight(sample_weight, num_examples: int, what: str = "sample_weight"):
+    """Checks per-example weights of an array input: real, finite, non-negative, shape ``[N]``
+    (or ``[N, 1]``) with ``N = num_examples``; returns them as float32 ``[N]``."""
+    w = np.asarray(sample_weight.numpy() if isinstance(sample_weight, tf.Tensor)
+                   else sample_weight)
+    if w.dtype.kind not in "iuf":
+        raise TypeError(f"{what} must hold real numbers, got dtype {w.dtype}.")
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 1 or len(w) != num_examples:
+        raise ValueError(f"{what} must have shape [{num_examples}] (one weight per example of "
+                         f"x), got shape {w.shape}.")
+    w = w.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise ValueError(f"{what} must be finite and >= 0; {bad.size} weight(s) are not, first "
+                         f"at index {int(bad[0])} ({w[bad[0]]}).")
+    return w
+
+
 def check_dataset(dataset, event_size, dtype=tf.float32, what="dataset", scan_batches=100):
     """Checks a ``tf.data.Dataset`` of batches ``x`` or ``(x, ...)``; returns it unchanged."""
     spec = _first(dataset.element_spec)

@@ -15,7 +15,8 @@ Here:
 * evaluation and prediction start a fresh iterator per call, so ``FlowModel`` applies their
   ``steps`` as ``dataset.take(steps)`` and Keras's own loop ends where the data end;
 * ``Progress`` (a ``ProgbarLogger``) shows the number of steps that ran and hides the NaN guard's
-  counters while they are 0 (they stay in the logs and ``history``).
+  counters while they are 0 (they stay in the logs and ``history``);
+* ``LastStepIndex`` hands a user's batch callbacks the index of the last step that ran.
 """
 
 import keras
@@ -52,6 +53,59 @@ class StepPlan(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.executions.size = None
+
+
+class LastStepIndex(keras.callbacks.Callback):
+    """A user's callback, called with the index of the last step that ran.
+
+    Keras calls batch hooks once per execution (``on_train_batch_begin(begin)``,
+    ``on_train_batch_end(end)``) and passes ``end = begin + k − 1`` even when the last
+    execution of an epoch is short; through this wrapper ``on_train_batch_end`` gets
+    ``Executions.end``, the last index a run with ``steps_per_execution=1`` passes too. Every
+    other hook is forwarded unchanged.
+    """
+
+    def __init__(self, callback, executions):
+        super().__init__()
+        self.callback = callback
+        self.executions = executions
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def on_train_batch_end(self, batch, logs=None):
+        end = self.executions.end
+        self.callback.on_train_batch_end(batch if end is None else end, logs)
+
+
+def _forward(name):
+    def hook(self, *args, **kwargs):
+        return getattr(self.callback, name)(*args, **kwargs)
+    hook.__name__ = name
+    return hook
+
+
+for _name in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+              "on_train_batch_begin", "on_test_begin", "on_test_end", "on_test_batch_begin",
+              "on_test_batch_end", "on_predict_begin", "on_predict_end",
+              "on_predict_batch_begin", "on_predict_batch_end"):
+    setattr(LastStepIndex, _name, _forward(_name))
+
+
+def with_last_step_index(callbacks, executions):
+    """``callbacks`` with each one that has its own ``on_train_batch_end`` / ``on_batch_end``
+    wrapped in ``LastStepIndex`` (Keras's ``History`` and ``ProgbarLogger`` are left as they
+    are: Keras looks for them by type)."""
+    def needs(c):
+        return (not isinstance(c, keras.callbacks.History | keras.callbacks.ProgbarLogger)
+                and (type(c).on_train_batch_end is not keras.callbacks.Callback.on_train_batch_end
+                     or type(c).on_batch_end is not keras.callbacks.Callback.on_batch_end))
+    return [LastStepIndex(c, executions) if needs(c) else c for c in callbacks]
 
 
 def _to_none(data):
@@ -124,7 +178,8 @@ class Progress(keras.callbacks.ProgbarLogger):
 
     Training: the bar shows ``Executions.end + 1``; evaluation and prediction (whose last
     execution ends with the data): at most the known number of steps. The NaN guard's counters
-    are shown only once one of them is non-zero, and a ``kl`` equal to ``loss`` is not repeated.
+    are shown only once one of them is non-zero, evaluation's ``skipped_batches`` only when
+    non-zero, and a ``kl`` equal to ``loss`` is not repeated.
     """
 
     def __init__(self, executions):
@@ -138,6 +193,7 @@ class Progress(keras.callbacks.ProgbarLogger):
         acted = any(float(logs.get(k, 0)) != 0 for k in NaNGuard.LOG_KEYS)
         return {k: v for k, v in logs.items()
                 if (acted or k not in NaNGuard.LOG_KEYS)
+                and not (k.endswith("skipped_batches") and float(v) == 0)
                 and not (k == "kl" and "loss" in logs and float(v) == float(logs["loss"]))}
 
     def _ran(self, batch):

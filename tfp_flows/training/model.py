@@ -19,6 +19,7 @@ resume exactly where the run was.
 
 import hashlib
 import warnings
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -56,7 +57,7 @@ def flow_variables(distribution: tfp.distributions.Distribution) -> tuple[list, 
     return trainable, non_trainable
 
 
-def context_size_of(distribution):
+def context_size_of(distribution: tfp.distributions.Distribution) -> int | None:
     """``C`` of a conditional flow (its ``flow_config`` or its conditional bijectors), or None."""
     config = getattr(distribution, "flow_config", None) or {}
     if config.get("context_size") is not None:
@@ -137,9 +138,20 @@ def structure_fingerprint(distribution):
     return np.frombuffer(digest.digest()[:16], np.int32).copy()
 
 
+SKIPPED_BATCHES = "skipped_batches"
+
 # Measured on two moons (8 couplings, 2x64, batch 512, 2 cores): 1 -> 241 steps/s, 8 -> 294,
 # 16 -> 323, 32 -> 327, 64 -> 339, 128 -> 326.
 DEFAULT_STEPS_PER_EXECUTION = 32
+
+
+class MeanOrNaN(keras.metrics.Mean):
+    """``keras.metrics.Mean`` that is NaN, not 0, while nothing was averaged (every step or
+    batch so far was left out as non-finite): a run that produced no finite loss never reports
+    one."""
+
+    def result(self):
+        return tf.where(self.count > 0, super().result(), tf.constant(np.nan, self.dtype))
 
 
 class _GuardStop(keras.callbacks.Callback):
@@ -177,8 +189,10 @@ class FlowModel(keras.Model):
     tuple entries are ignored); ``predict(x)`` returns ``log q(x) [N]``.
     """
 
-    def __init__(self, distribution, objective=None, nan_guard=True, backoff_after=3,
-                 backoff_factor=0.5, stop_after=10, name="flow_model", **kwargs):
+    def __init__(self, distribution: tfp.distributions.Distribution,
+                 objective: objectives.Objective | None = None, nan_guard: bool = True,
+                 backoff_after: int = 3, backoff_factor: float = 0.5, stop_after: int = 10,
+                 name: str = "flow_model", **kwargs):
         super().__init__(name=name, **kwargs)
         trainable, non_trainable = flow_variables(distribution)
         self._distribution = distribution
@@ -198,17 +212,21 @@ class FlowModel(keras.Model):
                  + [self.structure])
         for v in trainable + list(self.objective.trainable_variables) + non_trainable + state:
             _compat.track_variable(self, v)
-        self._loss_tracker_ = keras.metrics.Mean(name="loss")
-        self._metric_trackers = {k: keras.metrics.Mean(name=k)
-                                 for k in self.objective.metric_names}
+        self._loss_tracker_ = MeanOrNaN(name="loss")
+        self._metric_trackers = {k: MeanOrNaN(name=k) for k in self.objective.metric_names}
+        # Evaluation batches left out as non-finite (reported by evaluate when > 0).
+        self._skipped_batches = keras.metrics.Sum(name=SKIPPED_BATCHES)
         self.stop_reason = None
         self._executions = execution.Executions()
         self.built = True
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def for_target(cls, target_log_prob_fn, distribution, num_samples=256, seed=None, beta=None,
-                   **kwargs):
+    def for_target(cls, target_log_prob_fn: Callable[[tf.Tensor], tf.Tensor] | str,
+                   distribution: tfp.distributions.Distribution, num_samples: int = 256,
+                   seed: int | None = None,
+                   beta: float | Callable[[tf.Tensor], tf.Tensor] | None = None,
+                   **kwargs) -> "FlowModel":
         """A model trained by reverse KL to ``target_log_prob_fn`` (no data needed):
         ``FlowModel(distribution, objective=ReverseKL(target, num_samples, beta, seed))``.
 
@@ -239,7 +257,8 @@ class FlowModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self._loss_tracker_] + list(self._metric_trackers.values())
+        return ([self._loss_tracker_] + list(self._metric_trackers.values())
+                + [self._skipped_batches])
 
     def compile(self, optimizer="adam", loss=None, jit_compile=None, steps_per_execution=None,
                 **kwargs):
@@ -275,7 +294,7 @@ class FlowModel(keras.Model):
         return self._distribution.log_prob(
             x, **objectives.context_kwargs(self._distribution, c))
 
-    def log_prob(self, x, c=None):
+    def log_prob(self, x, c=None) -> tf.Tensor:
         """``log q(x)`` (or ``log q(x | c)``), ``[..., D] -> [...]``, in inference mode; ``x``
         must hold floats."""
         x = checks.floating(x, self._distribution.dtype, "x")
@@ -283,7 +302,7 @@ class FlowModel(keras.Model):
         with training_mode(False):
             return self._log_prob(x, c)
 
-    def sample(self, n, c=None, seed=None):
+    def sample(self, n: int, c=None, seed: int | None = None) -> tf.Tensor:
         """``n`` samples ``[n, D]`` from the flow (given ``c [C]`` or ``[n, C]`` if it is
         conditional), in inference mode.
 
@@ -370,7 +389,10 @@ class FlowModel(keras.Model):
     def test_step(self, data):
         loss, weight, metrics, ok = step.evaluation_step(
             self.objective, self._distribution, *self._unpack(data))
-        return self._update_metrics(loss, weight, metrics, ok)
+        self._skipped_batches.update_state(1.0 - tf.cast(ok, tf.float32))
+        logs = self._update_metrics(loss, weight, metrics, ok)
+        logs[SKIPPED_BATCHES] = self._skipped_batches.result()
+        return logs
 
     def predict_step(self, data):
         x, c, _ = self._unpack(data)
@@ -391,14 +413,48 @@ class FlowModel(keras.Model):
             tf.data.experimental.AutoShardPolicy.OFF)
         return tf.data.Dataset.from_tensors(tf.zeros([rows, 1])).repeat().with_options(options)
 
+    def _check_weights(self, x, y, sample_weight, what="sample_weight"):
+        """``(y, sample_weight)`` for array data ``x``: the weights checked, and for an
+        unconditional flow ``y`` an empty ``[N, 0]`` array, as Keras drops ``sample_weight``
+        when ``y`` is None. (Keras itself refuses ``sample_weight`` with a dataset.)"""
+        if sample_weight is None:
+            return y, None
+        if self._target is not None:
+            raise ValueError(f"{what}: a reverse-KL model draws its own samples, so it takes no "
+                             "sample weights.")
+        if isinstance(x, tf.data.Dataset) or not hasattr(x, "__len__"):
+            return y, sample_weight
+        sample_weight = checks.check_sample_weight(sample_weight, len(x), what)
+        if y is None:
+            y = np.zeros((len(x), 0), np.float32)
+        return y, sample_weight
+
     def _check_validation(self, validation_data):
         if validation_data is None or self._target is not None:
             return validation_data
         if isinstance(validation_data, tuple):
-            c = validation_data[1] if self.context_size is not None else None
-            x, c = self._check_inputs(validation_data[0], c, "validation_data")
-            return (x,) if c is None else (x, c)
+            x, c, w = (tuple(validation_data) + (None, None))[:3]
+            c = c if self.context_size is not None else None
+            x, c = self._check_inputs(x, c, "validation_data")
+            c, w = self._check_weights(x, c, w, "the sample weights of validation_data")
+            return (x,) if c is None else (x, c) if w is None else (x, c, w)
         return self._check_inputs(validation_data, None, "validation_data")[:1]
+
+    def _evaluation_logs(self, logs, return_dict=False):
+        """Keras's ``evaluate`` result with ``skipped_batches`` (the count of batches left out
+        of the averages as non-finite) only when > 0; as a list (Keras's order: the metrics,
+        then the other logs sorted) it comes last, so the other positions never move."""
+        logs = dict(logs)
+        skipped = int(logs.pop(SKIPPED_BATCHES, 0))
+        names = [m.name for m in self.metrics]
+        logs = {k: logs[k] for k in [k for k in names if k in logs]
+                + [k for k in sorted(logs) if k not in names]}
+        if skipped:
+            logs[SKIPPED_BATCHES] = skipped
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
 
     def make_train_function(self, force=False):
         """Keras's train function; with ``steps_per_execution > 1`` one whose last execution
@@ -422,9 +478,10 @@ class FlowModel(keras.Model):
         return self.train_function
 
     def _callbacks(self, callbacks, verbose):
-        """The user's callbacks plus the step plan and (unless the user brought one, or
-        ``verbose=0``) the progress bar that counts what ran."""
-        callbacks = list(callbacks or [])
+        """The user's callbacks (``on_train_batch_end`` gets the last step that ran) plus the
+        step plan and (unless the user brought one, or ``verbose=0``) the progress bar that
+        counts what ran."""
+        callbacks = execution.with_last_step_index(list(callbacks or []), self._executions)
         if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger)
                                     for c in callbacks):
             callbacks.append(execution.Progress(self._executions))
@@ -454,6 +511,10 @@ class FlowModel(keras.Model):
                                  "tf.data.Dataset); use FlowModel.for_target(...) to train "
                                  "without data.")
             x, y = self._check_inputs(x, y)
+            y, kwargs["sample_weight"] = self._check_weights(x, y, kwargs.get("sample_weight"))
+        if kwargs.get("class_weight") is not None:
+            raise ValueError("class_weight: a density has no classes; weight examples with "
+                             "`sample_weight` instead.")
         validation_data = self._check_validation(validation_data)
         validation_data, validation_steps = _take(validation_data, validation_steps)
         if isinstance(x, tf.data.Dataset):
@@ -471,18 +532,27 @@ class FlowModel(keras.Model):
         """Keras ``evaluate``; runs exactly ``steps`` batches (all of ``x`` if None). In
         reverse-KL mode ``x`` is not needed (``steps`` defaults to 10)."""
         self._require_compiled("evaluate")
+        return_dict = kwargs.pop("return_dict", False)
         if kwargs.get("_use_cached_eval_dataset"):  # fit's validation: checked by fit
-            return super().evaluate(x, y, steps=steps, verbose=verbose, callbacks=callbacks,
-                                    **kwargs)
+            return self._evaluation_logs(super().evaluate(
+                x, y, steps=steps, verbose=verbose, callbacks=callbacks, return_dict=True,
+                **kwargs), return_dict)
         if self._target is not None and x is None:
             x, steps = self._dummy_data(), steps or 10
         elif self._target is None:
             if x is None:
                 raise ValueError("FlowModel.evaluate needs data `x`.")
             x, y = self._check_inputs(x, y)
+            y, kwargs["sample_weight"] = self._check_weights(x, y, kwargs.get("sample_weight"))
         x, steps = _take(x, steps)
-        return super().evaluate(x, y, steps=steps, verbose=verbose,
-                                callbacks=self._callbacks(callbacks, verbose), **kwargs)
+        logs = self._evaluation_logs(super().evaluate(
+            x, y, steps=steps, verbose=verbose, callbacks=self._callbacks(callbacks, verbose),
+            return_dict=True, **kwargs), return_dict=True)
+        if logs.get(SKIPPED_BATCHES):
+            warnings.warn(f"evaluate left out {logs[SKIPPED_BATCHES]} batch(es) whose loss was "
+                          "not finite (NaN or inf); the averages are over the other batches "
+                          "(NaN if none was left).", RuntimeWarning, stacklevel=2)
+        return logs if return_dict else self._evaluation_logs(logs)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """``log q(x)``, ``[N]``, for an array ``[N, D]`` or a dataset of batches (exactly

@@ -1,11 +1,13 @@
 """What a train step minimises, as objects: one step (``training/step.py``) runs any of them.
 
 An objective maps a batch to ``(loss, weight, metrics)``: a scalar loss, the weight of this
-batch in the epoch average (its number of examples), and a dict of extra scalar metrics
-averaged with the same weight. ``report(logs)`` adds metrics derived from the averages.
+batch in the epoch average (its number of examples ``B``, as Keras weighs a batch), and a dict
+of extra scalar metrics averaged with the same weight. ``report(logs)`` adds metrics derived
+from the averages.
 
-* ``MaximumLikelihood()``: ``loss = −Σ_b w_b log q(x_b | c_b) / Σ_b w_b`` (nats; ``w`` the
-  sample weights, 1 by default); reports ``bits_per_dim = loss / (D ln 2)``.
+* ``MaximumLikelihood()``: ``loss = −Σ_b w_b log q(x_b | c_b) / B`` (nats; ``w`` the sample
+  weights, 1 by default: Keras's reduction of a weighted loss, ``"sum_over_batch_size"``);
+  reports ``bits_per_dim = loss / (D ln 2)``.
 * ``ReverseKL(target, num_samples, beta)``: with ``x_s ~ q`` (reparameterised),
   ``loss = (1/S) Σ_s [log q(x_s) − β_t log p̃(x_s)]``, the annealed objective Rezende & Mohamed
   (2015) train planar flows with (``β_t = beta(t)`` at optimizer step ``t``; ``beta=None`` is
@@ -40,12 +42,14 @@ def context_kwargs(distribution, context):
 
 
 def _weighted_mean(values, sample_weight):
-    """``(Σ w v / Σ w, Σ w)``, with ``w = 1`` when ``sample_weight`` is None."""
-    if sample_weight is None:
-        return tf.reduce_mean(values), tf.cast(tf.size(values), tf.float32)
-    w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
-    total = tf.reduce_sum(w)
-    return tf.reduce_sum(w * values) / total, tf.cast(total, tf.float32)
+    """``(Σ_b w_b v_b / B, B)`` over a batch of ``B`` values, ``w = 1`` when ``sample_weight``
+    is None: Keras's loss reduction (``"sum_over_batch_size"``), and ``B`` is the weight Keras
+    gives the batch in the epoch average. A row of weight 0 adds nothing to the loss or its
+    gradient (it still counts in ``B``, as in Keras)."""
+    size = tf.size(values)
+    if sample_weight is not None:
+        values = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype) * values
+    return tf.reduce_sum(values) / tf.cast(size, values.dtype), tf.cast(size, tf.float32)
 
 
 class Objective:
