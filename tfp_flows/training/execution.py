@@ -128,12 +128,15 @@ def multi_step_function(model, step_function, fallback, executions):
     Returns:
       ``iterator -> logs`` of the last step that ran; raises ``StopIteration`` if the iterator
       was already exhausted (as Keras's does).
+
+    With ``jit_compile`` and no strategy, the steps of an execution run as one XLA computation
+    (``fused_steps``); otherwise each step is one call in a graph loop.
     """
     strategy = model.distribute_strategy
+    distributed_ = distributed.is_distributed(strategy)
 
     # Under a strategy XLA compiles each replica's gradients instead (training/distributed.py).
-    @tf.function(reduce_retracing=True,
-                 jit_compile=model.jit_compile and not distributed.is_distributed(strategy))
+    @tf.function(reduce_retracing=True, jit_compile=model.jit_compile and not distributed_)
     def one_step(data):
         logs = strategy.run(lambda d: step_function(_to_none(d)), args=(data,))
         return tf.nest.map_structure(lambda v: distributed.mean_over_replicas(strategy, v), logs)
@@ -162,8 +165,13 @@ def multi_step_function(model, step_function, fallback, executions):
             outputs = one_step.get_concrete_function(iterator.element_spec).structured_outputs
             initial["logs"] = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype),
                                                     outputs)
+            fusable = (model.jit_compile and not distributed_
+                       and isinstance(iterator, tf.data.Iterator)
+                       and _dense(iterator.element_spec))
+            initial["run"] = (fused_steps(step_function, iterator.element_spec,
+                                          model.steps_per_execution) if fusable else run)
         size = executions.size or model.steps_per_execution
-        ran, logs = run(iterator, tf.constant(size), initial["logs"])
+        ran, logs = initial["run"](iterator, tf.constant(size), initial["logs"])
         ran = int(ran)
         if ran == 0:
             raise StopIteration
@@ -171,6 +179,93 @@ def multi_step_function(model, step_function, fallback, executions):
         return logs
 
     return function
+
+
+def _dense(spec):
+    """True iff every entry of a batch is a dense tensor (or an empty ``Optional``)."""
+    return all(isinstance(s, tf.TensorSpec | tf.OptionalSpec) for s in tf.nest.flatten(spec))
+
+
+def fused_steps(step_function, element_spec, capacity):
+    """``run(iterator, n, initial_logs) -> (ran, logs)``: up to ``n <= capacity`` steps of
+    ``step_function``, as few XLA computations as the batches allow (one when they agree).
+
+    The batches are pulled first, in order (a graph loop; a pulled batch is always used): a
+    run of batches whose shapes agree with its first one is stacked into ``[capacity, B, ...]``
+    tensors and trained by one ``jit_compile``'d ``tf.while_loop`` over its length, so the
+    steps pay no per-step dispatch, iterator or host round trip. A batch of another shape
+    (the short last batch of a dataset) starts the next run. The steps and their order are
+    those of the per-step loop.
+    """
+    flat_spec = tf.nest.flatten(element_spec)
+    dense = [i for i, s in enumerate(flat_spec) if isinstance(s, tf.TensorSpec)]
+
+    def tensors(data):
+        flat = tf.nest.flatten(data)
+        return [flat[i] for i in dense]
+
+    def rebuild(values):
+        flat = list(tf.nest.flatten(tf.nest.map_structure(lambda _: None, element_spec)))
+        for i, v in zip(dense, values):
+            flat[i] = v
+        return tf.nest.pack_sequence_as(element_spec, flat)
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def train(stacked, count, initial_logs):
+        def body(i, logs):
+            return i + 1, step_function(rebuild([t[i] for t in stacked]))
+
+        _, logs = tf.while_loop(lambda i, logs: i < count, body, [tf.constant(0), initial_logs])
+        return logs
+
+    def same_shapes(a, b):
+        return tf.reduce_all([tf.reduce_all(tf.equal(tf.shape(x), tf.shape(y)))
+                              for x, y in zip(a, b)])
+
+    @tf.function(reduce_retracing=True)
+    def run(iterator, num_steps, initial_logs):
+        def gather(first, budget):
+            """The batches of one run (from ``first``) and the next pulled batch."""
+            arrays = [tf.TensorArray(t.dtype, size=capacity, element_shape=t.shape)
+                      .write(0, t) for t in first]
+
+            def cond(j, arrays, pending, agrees):
+                return agrees & (j < budget) & pending.has_value()
+
+            def body(j, arrays, pending, agrees):
+                batch = tensors(pending.get_value())
+                agrees = same_shapes(batch, first)
+                arrays = [tf.cond(agrees, lambda a=a, t=t: a.write(j, t), lambda a=a: a)
+                          for a, t in zip(arrays, batch)]
+                j = j + tf.cast(agrees, tf.int32)
+                pending = tf.cond(agrees & (j < budget), iterator.get_next_as_optional,
+                                  lambda: pending)
+                return j, arrays, pending, agrees
+
+            pending = tf.cond(budget > 1, iterator.get_next_as_optional,
+                              lambda: tf.experimental.Optional.empty(element_spec))
+            count, arrays, pending, agrees = tf.while_loop(
+                cond, body, [tf.constant(1), arrays, pending, tf.constant(True)])
+            # Stop pulling once the budget is used: the last pulled batch then belongs to
+            # the next run only if it disagreed (it was not written).
+            return [a.stack() for a in arrays], count, pending, agrees
+
+        def cond(ran, pending, logs):
+            return (ran < num_steps) & pending.has_value()
+
+        def body(ran, pending, logs):
+            stacked, count, pending, agrees = gather(tensors(pending.get_value()),
+                                                     num_steps - ran)
+            logs = train(stacked, count, logs)
+            if_used = tf.experimental.Optional.empty(element_spec)
+            pending = tf.cond(agrees, lambda: if_used, lambda: pending)
+            return ran + count, pending, logs
+
+        ran, _, logs = tf.while_loop(
+            cond, body, [tf.constant(0), iterator.get_next_as_optional(), initial_logs])
+        return ran, logs
+
+    return run
 
 
 class Progress(keras.callbacks.ProgbarLogger):
