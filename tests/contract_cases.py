@@ -220,6 +220,12 @@ CASES = [
     Case("flow_nsf_context",
          lambda dtype, d: flows.nsf(d, 2, num_bins=3, hidden_layers=[8], bound=3.0,
                                     context_size=2, seed=1, dtype=dtype), 2, context_size=2),
+    # The builder's default (affine) couplings; its spline couplings are multiscale_spline_conv.
+    Case("flow_multiscale_realnvp",
+         lambda dtype, d: flows.multiscale_realnvp((2, 4, 1), num_scales=1, couplings_per_scale=1,
+                                                   final_couplings=1, hidden_layers=[8], seed=1,
+                                                   dtype=dtype), 8,
+         no_density_check="image flows have no 2-D version (squeeze needs even H and W)"),
     Case("flow_planar", lambda dtype, d: flows.planar(d, 3, seed=1, dtype=dtype), 2),
     Case("flow_lu_piecewise_linear",
          lambda dtype, d: flows.lu_piecewise_linear(d, 2, num_bins=4, seed=1, dtype=dtype), 2,

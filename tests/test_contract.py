@@ -176,6 +176,13 @@ def test_log_prob_finite_far_from_the_data(case):
     assert np.all(np.isfinite(log_p)), f"log_prob far from the data: {log_p}"
 
 
+def test_every_builder_has_a_case():
+    """Every flows.BUILDERS entry runs through the contract (e.g. the far-from-data check)."""
+    covered = {getattr(case.make("float32", case.event_size), "flow_config", {}).get("builder")
+               for case in CASES}
+    assert not set(tfp_flows.flows.BUILDERS) - covered, "builders without a contract case"
+
+
 def test_refuses_wrong_event_size(case):
     bijector, _ = make_bijector(case, "float32")
     wrong = np.zeros([4, case.event_size + 1])
