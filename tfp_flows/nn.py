@@ -1,8 +1,9 @@
-"""A lazily built multilayer perceptron owned as a ``tf.Module``.
+"""The conditioner networks, each a lazily built ``tf.Module`` with one flat variable.
 
-Used by the coupling templates. Its parameters are created by
-``tfp_flows.make_variable`` on the first call (when the input width is known),
-so TFP tracks them as ``tf.Variable``s and ``FlowModel`` trains them as Keras weights.
+``MLP`` (couplings, ``real_nvp_template``), ``MADE`` (masked autoregressive flows) and
+``ConvNet`` (image couplings). Their parameters are created by ``tfp_flows.make_variable`` on
+the first call (when the input width and dtype are known), so TFP tracks them as
+``tf.Variable``s and ``FlowModel`` trains them as Keras weights.
 """
 
 from collections.abc import Callable, Sequence
@@ -30,7 +31,6 @@ def concat_conditions(x0: tf.Tensor, condition_kwargs: dict) -> tf.Tensor:
     return tf.concat(parts, axis=-1)
 
 
-
 def _dense_layers(widths, rng, zero_init_output, shapes):
     """Glorot-uniform kernels and zero biases of dense layers ``widths[i] -> widths[i+1]``.
 
@@ -47,6 +47,7 @@ def _dense_layers(widths, rng, zero_init_output, shapes):
         pieces += [kernel.ravel(), np.zeros([fan_out])]
         shapes += [(fan_in, fan_out), (fan_out,)]
     return pieces
+
 
 class MLP(tf.Module):
     """``h -> W_L(act(... act(W_1 h + b_1) ...)) + b_L`` on the last axis.

@@ -60,7 +60,7 @@ class MaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
     evaluate the density of an arbitrary point — the direction reverse KL needs.
 
     Each direction evaluates the network once per pass: the output and its log-det come from the
-    same pass and are handed to TFP's bijector cache (as ``FusedRealNVP`` does), where
+    same pass and are handed to TFP's bijector cache (as ``Coupling`` does), where
     ``tfb.MaskedAutoregressiveFlow`` would run the network again for the log-det.
 
     Args:
