@@ -130,7 +130,9 @@ def multiscale_layout(image_shape: tuple[int, int, int], num_scales: int = 2,
 
     for _ in range(num_scales):
         couple("checkerboard", couplings_per_scale)
-        layout = squeeze(layout).numpy()
+        # As float64 (exact for any index): TensorFlow's oneDNN transpose prints an error
+        # line for integer dtypes ("oneDNN supports DT_INT64 only on ... AVX-512").
+        layout = squeeze(layout.astype(np.float64)).numpy().astype(np.int64)
         couple("channel", couplings_per_scale)
         half = layout.shape[-1] // 2
         factored.append(np.sort(layout[..., :half].ravel()))
