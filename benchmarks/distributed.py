@@ -15,11 +15,12 @@ cores; see ``benchmarks/README.md`` for what to expect across machines or GPUs.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from tfp_flows.training import distributed
 
 WORKER = """
 import json, sys, time
@@ -44,27 +45,16 @@ json.dump({"seconds": seconds, "steps": ran}, open(out, "w"))
 """
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def run(workers, mode, steps, batch, timeout):
     """Runs ``workers`` processes; returns the slowest one's ``(seconds, steps)``."""
     tmp = tempfile.mkdtemp()
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(workers)]}
+    configs = distributed.local_tf_configs(workers)
     procs = []
     for i in range(workers):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         env.pop("TF_CONFIG", None)
         if mode == "mwms":
-            env["TF_CONFIG"] = json.dumps({"cluster": cluster,
-                                           "task": {"type": "worker", "index": i}})
+            env["TF_CONFIG"] = configs[i]
         procs.append(subprocess.Popen(
             [sys.executable, "-c", WORKER, str(steps), str(batch), f"{tmp}/{i}.json", mode],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

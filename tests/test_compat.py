@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
 from tfp_flows import _compat
 
@@ -101,3 +102,15 @@ def test_module_constants_finds_constants_of_nested_modules():
         "predicate (FlowModel fingerprints a flow's structure with it)")
     assert any(isinstance(c, np.ndarray) for c in found)
     assert any(isinstance(c, tf.Tensor) and c.numpy().tolist() == [2, 0, 1] for c in found)
+
+
+def test_skip_symbolic_build_replaces_the_keras_trainer_hook():
+    assert callable(getattr(TensorFlowTrainer, "_maybe_symbolic_build", None)), (
+        "Keras's TensorFlow trainer has no _maybe_symbolic_build any more: drop the entry")
+
+    @_compat.skip_symbolic_build
+    class Model(keras.Model):
+        pass
+
+    assert Model._maybe_symbolic_build is not TensorFlowTrainer._maybe_symbolic_build
+    assert Model()._maybe_symbolic_build(iterator=None) is None

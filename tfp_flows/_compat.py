@@ -48,6 +48,17 @@ def track_variable(model, variable):
     model._track_variable(variable)
 
 
+def skip_symbolic_build(model_class):
+    """Class decorator: ``fit`` / ``evaluate`` no longer build ``model_class`` symbolically.
+
+    Under a strategy Keras 3.15's TensorFlow trainer first averages a data batch over the
+    replicas to build the model (``_maybe_symbolic_build``); under MultiWorkerMirroredStrategy
+    that fails for ``(x, y)`` batches (the reduce takes one tensor, not a tuple). For a model
+    that is built, with a built optimizer, before ``fit`` there is nothing to build."""
+    model_class._maybe_symbolic_build = lambda self, iterator=None, data_batch=None: None
+    return model_class
+
+
 # --------------------------------------------------------------------------- TF
 
 

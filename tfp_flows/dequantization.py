@@ -192,7 +192,9 @@ class VariationalDequantizer(tf.Module):
                           [self.event_size])
         self.flow = tfd.TransformedDistribution(base, tfb.Chain(list(reversed(layers))))
 
-    def _condition(self, pixels):
+    def condition(self, pixels):
+        """The ``bijector_kwargs`` of ``self.flow`` for ``pixels [..., D]``: every coupling's
+        ``conditional_input`` is ``c = 2p/(L − 1) − 1``."""
         c = 2.0 * tf.cast(pixels, self.dtype) / (self.levels - 1) - 1.0
         return {name: {"conditional_input": c} for name in self._conditioned}
 
@@ -200,15 +202,15 @@ class VariationalDequantizer(tf.Module):
         """Draws ``v ~ q(· | pixels)``: returns ``(v [..., D], log q(v | pixels) [...])``."""
         pixels = tf.convert_to_tensor(pixels)
         return self.flow.experimental_sample_and_log_prob(
-            tf.shape(pixels)[:-1], seed=seed, bijector_kwargs=self._condition(pixels))
+            tf.shape(pixels)[:-1], seed=seed, bijector_kwargs=self.condition(pixels))
 
     def log_prob(self, noise: tf.Tensor, pixels) -> tf.Tensor:
         """``log q(noise | pixels)`` for ``noise`` in ``(0, 1)^D``."""
-        return self.flow.log_prob(noise, bijector_kwargs=self._condition(pixels))
+        return self.flow.log_prob(noise, bijector_kwargs=self.condition(pixels))
 
 
 def negative_bound(log_prob_fn, pixels, levels, alpha=0.05, dequantizer=None, seed=None,
-                   dtype=tf.float32):
+                   dtype=tf.float32, noise=None):
     """One-sample estimate of the per-image negative bound in nats, ``[...]``.
 
     Args:
@@ -217,11 +219,16 @@ def negative_bound(log_prob_fn, pixels, levels, alpha=0.05, dequantizer=None, se
       levels, alpha: the space (see the module docstring).
       dequantizer: None for uniform noise, or a ``VariationalDequantizer``.
       seed: None or a stateless seed ``[2]`` for the noise.
+      noise: None, or ``(v, log q(v | pixels))`` drawn by the caller (``v [..., D]`` in
+        ``[0, 1)``); then ``dequantizer`` and ``seed`` are not used.
     """
     _check_if_eager(pixels, levels)
     pixels = tf.convert_to_tensor(pixels)
     event_size = pixels.shape[-1]
-    if dequantizer is None:
+    if noise is not None:
+        v, log_q = noise
+        y, log_det = dequantize(pixels, v, levels, alpha)
+    elif dequantizer is None:
         y, log_det = uniform_dequantize(pixels, levels, alpha, seed=seed, dtype=dtype)
         log_q = tf.zeros_like(log_det)
     else:

@@ -16,8 +16,14 @@ So under a strategy ``FlowModel`` always runs its train and test steps through
 ``training/execution.py``'s ``tf.while_loop`` (no ``tf.cond`` around ``strategy.run``), logs
 averaged over replicas without an axis (``mean_over_replicas``), and XLA compiles what runs on
 one device: each replica's loss and gradients (``replica_compiled``); the gradient all-reduce,
-the NaN guard's decision and the optimizer update run as TensorFlow graph ops.
+the NaN guard's decision and the optimizer update run as TensorFlow graph ops. Random draws
+(reverse KL's sample, dequantisation noise) are made for the global batch on every replica from
+one seed, each replica keeping its rows (``replica_rows``), so they equal one device's.
+``tfp_flows.train`` (a one-device loop) refuses a strategy (``refuse_strategy``).
 """
+
+import json
+import socket
 
 import keras
 import tensorflow as tf
@@ -67,25 +73,42 @@ def replica_compiled(fn, jit_compile, distribution):
     return tf.function(fn, jit_compile=True, reduce_retracing=True)
 
 
-def sample_and_log_prob(distribution, num_samples, seed):
-    """This replica's share of ``num_samples`` draws ``x ~ q``, and ``log q(x)``.
+def replica_rows(draw, rows):
+    """This replica's ``rows`` of one random draw over the global batch.
 
-    Every replica draws the same ``num_samples`` base points ``z`` from ``seed`` and pushes its
-    contiguous ``num_samples / N`` slice through the bijector, so N replicas together use the
-    very sample one device draws: ``x = f(z)``, ``log q(x) = log p_z(z) − log|det ∂f/∂z|``.
-    Shapes: ``[num_samples / N, D]`` and ``[num_samples / N]``.
+    ``draw(n)`` must be a stateless draw of ``[n, ...]`` from a seed every replica shares.
+    Each of the N replicas calls ``draw(N · rows)`` and keeps rows ``[r · rows, (r + 1) · rows)``
+    (``r`` its index in the sync group: under ``MultiWorkerMirroredStrategy`` the worker's
+    share of every global batch), so N replicas with ``rows = B / N`` points each use exactly
+    the draw one device makes for its ``B`` points. Outside a strategy it is ``draw(rows)``.
     """
-    base, bijector = distribution.distribution, distribution.bijector
-    z = base.sample(num_samples, seed=seed)
     ctx = tf.distribute.get_replica_context()
     replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-    if replicas > 1:
-        shares = tf.reshape(z, tf.concat([[replicas, num_samples // replicas],
-                                          tf.shape(z)[1:]], axis=0))
-        z = tf.gather(shares, ctx.replica_id_in_sync_group)
+    if replicas == 1:
+        return draw(rows)
+    full = draw(rows * replicas)
+    start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.cast(rows, tf.int32)
+    return tf.nest.map_structure(lambda t: t[start:start + rows], full)
+
+
+def sample_and_log_prob(distribution, num_samples, seed, bijector_kwargs=None):
+    """This replica's share of ``num_samples`` draws ``x ~ q``, and ``log q(x)``.
+
+    ``num_samples`` counts all replicas: every replica draws the same ``num_samples`` base
+    points ``z`` from ``seed`` and pushes its ``num_samples / N`` rows through the bijector
+    (``replica_rows``), so N replicas together use the very sample one device draws:
+    ``x = f(z)``, ``log q(x) = log p_z(z) − log|det ∂f/∂z|``. Shapes: ``[num_samples / N, D]``
+    and ``[num_samples / N]``. ``bijector_kwargs`` (e.g. a conditional flow's context, one row
+    per local sample) go to ``f``.
+    """
+    base, bijector = distribution.distribution, distribution.bijector
+    kwargs = bijector_kwargs or {}
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    z = replica_rows(lambda n: base.sample(n, seed=seed), num_samples // replicas)
     log_q = base.log_prob(z) - bijector.forward_log_det_jacobian(
-        z, event_ndims=len(base.event_shape))
-    return bijector.forward(z), log_q
+        z, event_ndims=len(base.event_shape), **kwargs)
+    return bijector.forward(z, **kwargs), log_q
 
 
 def check_num_samples(num_samples, strategy):
@@ -104,6 +127,49 @@ def mean_over_replicas(strategy, value):
     if first.dtype.is_floating:
         return strategy.reduce("MEAN", value, axis=None)
     return first
+
+
+def refuse_strategy(variables, what="tfp_flows.training.train"):
+    """Raises ``ValueError`` before training if a ``tf.distribute`` strategy is in scope or
+    ``variables`` (``keras.Variable``s) were created under one: ``what`` runs on one device.
+
+    Its loop has no all-reduce, so each replica would train its own copy (or fail inside the
+    loop); ``FlowModel.fit`` all-reduces the gradients, ``BatchNorm``'s batch statistics and
+    the NaN guard's decision.
+    """
+    strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    if strategy is None:
+        for v in variables:
+            if isinstance(getattr(v, "value", v), tf.distribute.DistributedValues):
+                strategy = getattr(v.value, "distribute_strategy", None) or v.value
+                break
+    if strategy is not None:
+        raise ValueError(
+            f"{what} runs on one device, but the flow's variables belong to "
+            f"{type(strategy).__name__} (or it was called inside strategy.scope()). Under a "
+            "tf.distribute strategy train with FlowModel: build the flow, the FlowModel and "
+            "compile inside strategy.scope(), then call model.fit (README: Several devices).")
+
+
+def local_tf_configs(num_workers, host="127.0.0.1"):
+    """``TF_CONFIG`` values (JSON strings) for ``num_workers`` processes on this machine.
+
+    Worker ``i`` of the returned list is ``{"cluster": {"worker": [host:p0, host:p1, ...]},
+    "task": {"type": "worker", "index": i}}`` with ports that were free when asked; worker 0
+    is the chief. Start one process per entry with ``TF_CONFIG`` set to it, before
+    TensorFlow starts, to try ``MultiWorkerMirroredStrategy`` without a cluster.
+    """
+    sockets = [socket.socket() for _ in range(int(num_workers))]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        ports = [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+    cluster = {"worker": [f"{host}:{p}" for p in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(len(ports))]
 
 
 def is_chief(strategy=None):

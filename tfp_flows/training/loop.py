@@ -15,7 +15,7 @@ import tensorflow_probability as tfp
 from tqdm.auto import tqdm
 
 from tfp_flows import _checks
-from tfp_flows.training import checks, objectives, step
+from tfp_flows.training import checks, distributed, objectives, step
 from tfp_flows.training.guards import NaNGuard
 from tfp_flows.training.model import check_inputs, context_size_of, flow_variables
 
@@ -80,6 +80,7 @@ def train(distribution: tfp.distributions.Distribution, data, optimizer: keras.o
     trainable, _ = flow_variables(distribution)
     objective.build(distribution)
     trainable = trainable + list(objective.trainable_variables)
+    distributed.refuse_strategy(trainable)
     dtype, event_size = distribution.dtype, int(distribution.event_shape[0])
     context_size = context_size_of(distribution)
     batches = None

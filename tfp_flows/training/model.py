@@ -172,6 +172,7 @@ class _GuardStop(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
+@_compat.skip_symbolic_build  # built in __init__, its optimizer in compile
 class FlowModel(keras.Model):
     """Keras model around a tfp_flows ``tfd.TransformedDistribution``.
 

@@ -282,10 +282,23 @@ class DequantizedBound(Objective):
         seed = tf.cast(self.seed_generator.next(), tf.int32)
         kwargs = context_kwargs(distribution, context)
         nats = _dq.negative_bound(lambda y: distribution.log_prob(y, **kwargs), x,
-                                  self.levels, self.alpha, self.dequantizer, seed=seed,
-                                  dtype=distribution.dtype)
+                                  self.levels, self.alpha, dtype=distribution.dtype,
+                                  noise=self._noise(x, seed, distribution.dtype))
         loss, weight = _weighted_mean(nats, sample_weight)
         return loss, weight, {}
+
+    def _noise(self, x, seed, dtype):
+        """``(v, log q(v | x))`` for this replica's rows of the global batch's draw (under
+        ``tf.distribute`` N replicas use the noise one device draws for the same batch)."""
+        rows = tf.shape(x)[0]
+        if self.dequantizer is None:
+            d = x.shape[-1]
+            v = _distributed.replica_rows(
+                lambda n: tf.random.stateless_uniform([n, d], seed=seed, dtype=dtype), rows)
+            return v, tf.zeros([rows], dtype)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return _distributed.sample_and_log_prob(self.dequantizer.flow, rows * replicas, seed,
+                                                self.dequantizer.condition(x))
 
     def report(self, logs, event_size):
         return _bits_per_dim(logs, event_size)
