@@ -64,20 +64,30 @@ def check_log_det(bijector, x, dtype, atol):
 
 
 def check_compiled(bijector, dist, x, dtype, rtol, jit_compile):
-    """``tf.function`` (optionally XLA) gives the eager results."""
+    """``tf.function`` (optionally XLA) gives the eager results.
+
+    The four calls are traced into ONE function (one trace, one XLA compilation), each on its
+    own argument so that no call can answer from another's cache entry.
+    """
     nd = _event_ndims(bijector)
     calls = {
-        "forward": bijector.forward,
-        "inverse": bijector.inverse,
-        "forward_log_det_jacobian": lambda t: bijector.forward_log_det_jacobian(t, event_ndims=nd),
-        "log_prob": dist.log_prob,
+        "forward": (bijector.forward, x),
+        "inverse": (bijector.inverse, None),
+        "forward_log_det_jacobian":
+            (lambda t: bijector.forward_log_det_jacobian(t, event_ndims=nd), x),
+        "log_prob": (dist.log_prob, None),
     }
     y = bijector.forward(fresh(x, dtype)).numpy()
-    for name, fn in calls.items():
-        arg = y if name in ("inverse", "log_prob") else x
-        eager = fn(fresh(arg, dtype)).numpy()
-        compiled = tf.function(fn, jit_compile=jit_compile)(fresh(arg, dtype)).numpy()
-        np.testing.assert_allclose(compiled, eager, rtol=rtol, atol=rtol,
+    args = {name: x if arg is not None else y for name, (_, arg) in calls.items()}
+
+    def all_calls(inputs):
+        return {name: fn(inputs[name]) for name, (fn, _) in calls.items()}
+
+    compiled = tf.function(all_calls, jit_compile=jit_compile)(
+        {name: fresh(a, dtype) for name, a in args.items()})
+    for name, (fn, _) in calls.items():
+        eager = fn(fresh(args[name], dtype)).numpy()
+        np.testing.assert_allclose(compiled[name].numpy(), eager, rtol=rtol, atol=rtol,
                                    err_msg=f"{name} under tf.function(jit_compile={jit_compile})")
 
 
