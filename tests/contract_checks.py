@@ -82,23 +82,22 @@ def check_compiled(bijector, dist, x, dtype, rtol, jit_compile):
     own argument so that no call can answer from another's cache entry.
     """
     nd = _event_ndims(bijector)
-    calls = {
+    y = bijector.forward(fresh(x, dtype)).numpy()
+    calls = {  # name -> (call, its input)
         "forward": (bijector.forward, x),
-        "inverse": (bijector.inverse, None),
+        "inverse": (bijector.inverse, y),
         "forward_log_det_jacobian":
             (lambda t: bijector.forward_log_det_jacobian(t, event_ndims=nd), x),
-        "log_prob": (dist.log_prob, None),
+        "log_prob": (dist.log_prob, y),
     }
-    y = bijector.forward(fresh(x, dtype)).numpy()
-    args = {name: x if arg is not None else y for name, (_, arg) in calls.items()}
 
     def all_calls(inputs):
         return {name: fn(inputs[name]) for name, (fn, _) in calls.items()}
 
     compiled = tf.function(all_calls, jit_compile=jit_compile)(
-        {name: fresh(a, dtype) for name, a in args.items()})
-    for name, (fn, _) in calls.items():
-        eager = fn(fresh(args[name], dtype)).numpy()
+        {name: fresh(arg, dtype) for name, (_, arg) in calls.items()})
+    for name, (fn, arg) in calls.items():
+        eager = fn(fresh(arg, dtype)).numpy()
         np.testing.assert_allclose(compiled[name].numpy(), eager, rtol=rtol, atol=rtol,
                                    err_msg=f"{name} under tf.function(jit_compile={jit_compile})")
 
