@@ -46,7 +46,7 @@ def test_greedy_attrs_cache_stores_attributes_of_an_augmented_forward():
     attrs = _compat.forward_attributes(b, x)
     assert "fldj" in attrs, (
         "tensorflow_probability.python.internal.cache_util.BijectorCacheWithGreedyAttrs no "
-        "longer keeps the attributes returned by `_augmented_forward` (FusedRealNVP, BatchNorm "
+        "longer keeps the attributes returned by `_augmented_forward` (Coupling, BatchNorm "
         "rely on it to compute the log-det with the output)")
     np.testing.assert_allclose(y.numpy(), [2.0, 4.0])
     np.testing.assert_allclose(b.forward_log_det_jacobian(x, 0).numpy(), [np.log(2.0)] * 2,
