@@ -12,6 +12,8 @@ noise draws.
 Models:
   a  multi-scale RealNVP, conv couplings (``tfp_flows.multiscale``), uniform dequantisation
   a_var  the same flow trained jointly with a variational dequantiser ``q(v|p)``
+  a_spline  model a with rational-quadratic spline couplings (8 bins on [-5, 5], identity
+         tails) in place of the affine ones (issue 10's spline multi-scale)
   b  plain 8-coupling RealNVP on the flat 64-D vector (``tfp_flows.flows.realnvp``)
   c  TFP ``tfb.MaskedAutoregressiveFlow`` (MADE networks; tf-keras variables, custom loop)
   d  diagonal Gaussian in logit space
@@ -43,13 +45,13 @@ tfb, tfd = tfp.bijectors, tfp.distributions
 D, L = digits.EVENT_SIZE, digits.LEVELS
 
 
-def multiscale_flow(smoke, seed):
+def multiscale_flow(smoke, seed, transformer="affine"):
     if smoke:
         return multiscale.multiscale_realnvp(couplings_per_scale=2, final_couplings=2,
                                              hidden_layers=(1,), network="conv", filters=8,
-                                             seed=seed)
+                                             transformer=transformer, seed=seed)
     return multiscale.multiscale_realnvp(hidden_layers=(1, 1), network="conv", filters=32,
-                                         seed=seed)
+                                         transformer=transformer, seed=seed)
 
 
 def maf(smoke, seed, num_layers=5, hidden=(128, 128)):
@@ -80,6 +82,8 @@ def build(name, smoke, seed):
             vd = dq.VariationalDequantizer(D, L, num_couplings=1 if smoke else 2,
                                            hidden_layers=(16,) if smoke else (128,), seed=seed)
         return multiscale_flow(smoke, seed), vd, 1e-3
+    if name == "a_spline":
+        return multiscale_flow(smoke, seed, transformer="spline"), None, 1e-3
     if name == "b":
         hidden = (16,) if smoke else (128, 128)
         return flows.realnvp(D, 2 if smoke else 8, hidden_layers=hidden, seed=seed), None, 1e-3
@@ -186,7 +190,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--test-samples", type=int, default=4)
-    parser.add_argument("--models", default="a,a_var,b,c,d")
+    parser.add_argument("--models", default="a,a_var,a_spline,b,c,d")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="tiny models, a few steps")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))

@@ -38,10 +38,11 @@ Result (key ``peers`` of the results JSON), shaped like the other sections:
   ``trainers`` result dict (``steps_per_s``, ``curve``, ``test_nll``, ``peak_mem_mib``);
 * ``train_speed``: ``{model: {...}, "tfp_realnvp": {...}, ...}`` on two moons:
   ``speed_rounds`` rounds of ``speed_round_steps`` steps, each round running every torch model
-  and then, in this process, the TFP reference (``tfp_realnvp``) and tfp_flows' ``fit`` of its
-  builders (``TF_MODELS``, as in ``speed.py``), so every ratio (``ratio_to_tfp_realnvp``, and
-  ``ratio_to_<peer>`` for a tfp_flows builder and its zuko counterpart in ``COUNTERPARTS``) is
-  a per-round ratio;
+  and then, in this process, the TFP reference (``tfp_realnvp``), tfp_flows' ``fit``
+  (``TF_MODELS``) and the ``fit`` of the tfp_flows counterpart of every selected peer
+  (``COUNTERPARTS``: ``tfp_flows_nsf_fit`` for ``torch_zuko_nsf``; as in ``speed.py``), so
+  every ratio (``ratio_to_tfp_realnvp``, and ``ratio_to_<peer>`` for a tfp_flows builder and
+  its zuko counterpart) is a per-round ratio;
 * ``density``: ``{model: {"eager": {"log_prob_points_per_s", "sample_points_per_s",
   "peak_mem_mib"}}}`` on ``speed_points`` points in one call (``torch.inference_mode``,
   untrained model, median of 5 calls), the counterpart of ``speed.density``.
@@ -235,7 +236,8 @@ def _train_speed(peer, config, log):
                          np.float32)
     tf_runners = speed.runners(config, x_train)
     makers = {m: (lambda m=m: peer.speed_round(m, x_train)) for m in models(config)}
-    makers.update({m: tf_runners[m] for m in TF_MODELS if m in tf_runners})
+    counterparts = [m for m, peer in COUNTERPARTS.items() if peer in makers]
+    makers.update({m: tf_runners[m] for m in dict.fromkeys(TF_MODELS + tuple(counterparts))})
     runs, out = {}, {}
     for name, make in makers.items():
         with protocol.PeakMemory() as memory:

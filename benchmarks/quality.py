@@ -11,6 +11,8 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
   ``flows.maf`` and ``flows.iaf`` (MADE, affine) with their defaults and ``num_layers`` /
   ``hidden_layers``, trained as ``tfp_flows_fit`` (``fit`` with ``flow_optimizer``); IAF's
   ``log_prob`` costs D network passes, which is cheap at D = 2;
+* ``VARIANTS`` (``tfp_flows_nsf_bound10``: ``bound=10``; ``tfp_flows_nsf_bins16``:
+  ``num_bins=16``): a builder with one default changed, trained the same way (tuning runs);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
 * ``tfp_realnvp``: the TFP reference (``reference.realnvp``, unbounded log-scale) in that loop;
@@ -29,6 +31,9 @@ MODELS = ["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_flows_nsf", "tfp_flows_maf
           "tfp_flows_iaf", "tfp_flows_loop", "tfp_realnvp", "tfp_realnvp_tanh",
           "tfp_realnvp_tanh_sched", "tfp_maf"]
 BUILDERS = {"tfp_flows_nsf": "nsf", "tfp_flows_maf": "maf", "tfp_flows_iaf": "iaf"}
+# Variants of a builder's defaults tried while tuning them (run.py --models NAME); not in MODELS.
+VARIANTS = {"tfp_flows_nsf_bound10": ("nsf", dict(bound=10.0)),
+            "tfp_flows_nsf_bins16": ("nsf", dict(num_bins=16))}
 
 
 def ours(config, event_size, seed, batch_norm=False):
@@ -38,13 +43,14 @@ def ours(config, event_size, seed, batch_norm=False):
                                    batch_norm=batch_norm, seed=seed)
 
 
-def builder(name, config, event_size, seed):
-    """``tfp_flows.flows.<name>`` (``nsf``, ``maf``, ``iaf``) with its defaults and the
-    config's ``num_layers`` / ``hidden_layers``."""
+def builder(name, config, event_size, seed, **overrides):
+    """``tfp_flows.flows.<name>`` (``nsf``, ``maf``, ``iaf``) with its defaults (but
+    ``overrides``) and the config's ``num_layers`` / ``hidden_layers``."""
     import tfp_flows
 
     return getattr(tfp_flows.flows, name)(event_size, num_layers=config["num_layers"],
-                                          hidden_layers=config["hidden_layers"], seed=seed)
+                                          hidden_layers=config["hidden_layers"], seed=seed,
+                                          **overrides)
 
 
 def train_model(name, config, x_train, x_test, steps, seed):
@@ -56,8 +62,9 @@ def train_model(name, config, x_train, x_test, steps, seed):
     if name == "tfp_flows_fit":
         return trainers.train_fit(ours(config, d, seed), dataset, x_test, config, steps,
                                   optimizer=protocol.make_flow_optimizer(config, steps))
-    if name in BUILDERS:
-        return trainers.train_fit(builder(BUILDERS[name], config, d, seed), dataset, x_test,
+    if name in BUILDERS or name in VARIANTS:
+        family, overrides = VARIANTS.get(name, (BUILDERS.get(name), {}))
+        return trainers.train_fit(builder(family, config, d, seed, **overrides), dataset, x_test,
                                   config, steps,
                                   optimizer=protocol.make_flow_optimizer(config, steps))
     if name == "tfp_flows_fit_adam":

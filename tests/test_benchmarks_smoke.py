@@ -76,8 +76,11 @@ def _check_peers(peers, stdout):
         return
     assert "skipped" not in peers
     assert set(peers["quality"]["two_moons"]["models"]) == set(PEER_MODELS)
-    assert set(peers["train_speed"]) == set(PEER_MODELS) | {"tfp_realnvp", "tfp_flows_fit"}
-    assert peers["train_speed"]["tfp_flows_fit"]["ratio_to_torch_zuko_realnvp"] > 0
+    ours = {"tfp_flows_fit": "torch_zuko_realnvp", "tfp_flows_nsf_fit": "torch_zuko_nsf",
+            "tfp_flows_maf_fit": "torch_zuko_maf"}  # each with its zuko counterpart's rounds
+    assert set(peers["train_speed"]) == set(PEER_MODELS) | {"tfp_realnvp"} | set(ours)
+    for model, peer in ours.items():
+        assert peers["train_speed"][model][f"ratio_to_{peer}"] > 0, model
     for p, v in _numbers({k: peers[k] for k in ("quality", "train_speed", "density")}):
         assert math.isfinite(v), p
     for model in PEER_MODELS:
