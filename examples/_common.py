@@ -28,14 +28,17 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def parser(description, default_out, duration, seed_help="seed of the data, the weights and "
-           "sampling"):
+           "sampling", measured=None):
     """An ``ArgumentParser`` with the options every example has: --out, --seed, --smoke,
     --verbose, --jit. ``duration`` (e.g. ``"about 3 minutes"``) is how long the default run
-    takes on a 2-core CPU; ``--help`` shows it."""
+    takes on a 2-core CPU and ``measured`` (e.g. ``"2 min 51 s"``) the wall-clock time of one
+    whole default run timed on 2 CPU cores; ``--help`` shows both."""
+    timed = (f" (measured: {measured} for the whole run on 2 CPU cores shared with other jobs)"
+             if measured else "")
     p = argparse.ArgumentParser(
         description=description, formatter_class=_HelpFormatter,
-        epilog=f"The default run takes {duration} of training on a 2-core CPU; --smoke "
-               "takes seconds.")
+        epilog=f"The default run takes {duration} on a 2-core CPU{timed}; --smoke takes "
+               "seconds.")
     p.add_argument("--out", default=default_out, help="folder for the PNG figures")
     p.add_argument("--seed", type=int, default=0, help=seed_help)
     p.add_argument("--smoke", action="store_true",

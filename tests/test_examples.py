@@ -102,3 +102,13 @@ def test_finish_says_figure_in_the_singular(tmp_path, capsys):
     results.finish()
     out = capsys.readouterr().out
     assert "wrote 1 figure to" in out and out.count("\n") == 1
+
+
+def test_help_shows_the_measured_duration():
+    common = _import("_common")
+    text = " ".join(common.parser("d", "out", "about 8 minutes",
+                                  measured="8 min 25 s").format_help().split())
+    assert "The default run takes about 8 minutes on a 2-core CPU (measured: 8 min 25 s" in text
+    assert "on 2 CPU cores" in text
+    assert "measured" not in " ".join(common.parser("d", "out", "about 1 minute")
+                                      .format_help().split())
