@@ -114,3 +114,19 @@ def test_skip_symbolic_build_replaces_the_keras_trainer_hook():
 
     assert Model._maybe_symbolic_build is not TensorFlowTrainer._maybe_symbolic_build
     assert Model()._maybe_symbolic_build(iterator=None) is None
+
+
+def test_one_trace_per_object_silences_the_frequent_retracing_warning(caplog):
+    fns = [_compat.one_trace_per_object(tf.function(tfp.distributions.Normal(float(i), 1.0)
+                                                    .log_prob)) for i in range(6)]
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for fn in fns:
+            fn(tf.constant([0.0]))
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()], (
+        "tf.function no longer reads `_omit_frequent_tracing_warning`: the per-distribution "
+        "log_prob functions of tfp_flows.plot warn about retracing again")
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for i in range(6):
+            tf.function(tfp.distributions.Normal(float(i), 1.0).log_prob)(tf.constant([0.0]))
+    assert [r for r in caplog.records if "retracing" in r.getMessage()], (
+        "TensorFlow no longer warns about retracing here: the check above proves nothing")

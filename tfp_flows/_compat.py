@@ -73,6 +73,15 @@ def module_constants(module):
     return list(module._flatten(predicate=is_constant, expand_composites=False))
 
 
+def one_trace_per_object(fn):
+    """Marks ``fn`` (a ``tf.function``) as traced once per object it wraps, so TensorFlow does
+    not warn "N out of the last N calls ... triggered tf.function retracing" when one is made
+    per distribution (TF counts traces by the wrapped method's code, shared by every
+    ``Distribution.log_prob``). Returns ``fn``."""
+    fn._omit_frequent_tracing_warning = True
+    return fn
+
+
 def strategy_supports_no_merge_call():
     """True when the current ``tf.distribute`` strategy can run an optimizer without
     ``merge_call`` (so a ``tf.cond`` around ``optimizer.apply`` is legal in replica

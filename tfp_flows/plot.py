@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from numpy.typing import ArrayLike
 
+from tfp_flows import _compat
 from tfp_flows._namespace import public_dir
 from tfp_flows._optional import import_optional, missing
 
@@ -96,7 +97,8 @@ def _log_prob_fn(dist):
         return _COMPILED[dist]
     except (KeyError, TypeError):
         pass
-    fn = tf.function(dist.log_prob if hasattr(dist, "log_prob") else dist, jit_compile=True)
+    fn = _compat.one_trace_per_object(
+        tf.function(dist.log_prob if hasattr(dist, "log_prob") else dist, jit_compile=True))
     try:
         _COMPILED[dist] = fn
     except TypeError:  # not weak-referenceable: compile per call
