@@ -338,6 +338,34 @@ def test_bad_inputs_are_refused_before_any_step():
 
 
 # ------------------------------------------------------------------ custom loop
+def test_train_reads_the_losses_once_per_execution(monkeypatch):
+    """``train()`` pulls an execution's losses to the host in one read, not one per step: its
+    host loop (one ``.numpy()`` of the stacked losses, one progress-bar update) runs once per
+    ``steps_per_execution`` steps."""
+    updates = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k):
+            updates.append(k)
+
+        def set_postfix(self, **kwargs):
+            pass
+
+    monkeypatch.setattr(tfp_flows.training.loop, "tqdm", Bar)
+    hist = train(small_flow(), moons(256), keras.optimizers.Adam(1e-2), 70, batch_size=32,
+                 steps_per_execution=32, jit_compile=False)
+    assert updates == [32, 32, 6] and hist["steps"] == 70
+
+
 def test_train_loop_reduces_nll_clips_and_guards():
     x = moons(512)
     dist = small_flow()
