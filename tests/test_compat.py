@@ -116,17 +116,17 @@ def test_skip_symbolic_build_replaces_the_keras_trainer_hook():
     assert Model()._maybe_symbolic_build(iterator=None) is None
 
 
-def test_one_trace_per_object_silences_the_frequent_retracing_warning(caplog):
+def test_one_trace_per_object_sets_the_flag_tf_function_reads(caplog):
+    # TensorFlow's frequent-retracing detector is process-global (its warning depends on what
+    # ran before), so the test checks the flag tf.function defines, then that no warning comes.
+    plain = tf.function(lambda x: x)
+    assert getattr(plain, "_omit_frequent_tracing_warning", None) is False, (
+        "tf.function no longer has `_omit_frequent_tracing_warning`: the per-distribution "
+        "log_prob functions of tfp_flows.plot would warn about retracing again")
     fns = [_compat.one_trace_per_object(tf.function(tfp.distributions.Normal(float(i), 1.0)
                                                     .log_prob)) for i in range(6)]
+    assert all(fn._omit_frequent_tracing_warning is True for fn in fns)
     with caplog.at_level("WARNING", logger="tensorflow"):
         for fn in fns:
             fn(tf.constant([0.0]))
-    assert not [r for r in caplog.records if "retracing" in r.getMessage()], (
-        "tf.function no longer reads `_omit_frequent_tracing_warning`: the per-distribution "
-        "log_prob functions of tfp_flows.plot warn about retracing again")
-    with caplog.at_level("WARNING", logger="tensorflow"):
-        for i in range(6):
-            tf.function(tfp.distributions.Normal(float(i), 1.0).log_prob)(tf.constant([0.0]))
-    assert [r for r in caplog.records if "retracing" in r.getMessage()], (
-        "TensorFlow no longer warns about retracing here: the check above proves nothing")
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
