@@ -1,12 +1,14 @@
 """Bad input raises a clear error naming the argument, the expected and the received value."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import bijectors as fb
-from tfp_flows import flows
+from tfp_flows import flows, nn
 
 tfb = tfp.bijectors
 
@@ -222,3 +224,30 @@ def test_generator_with_a_bad_first_batch_is_refused_before_training():
 
     with pytest.raises(ValueError, match=r"Python generator\) batch 0 has event size 3"):
         _model().fit(generator(), verbose=0)
+
+
+def test_made_narrower_than_event_warns_and_ignores_late_inputs():
+    """A MADE layer of h < D − 1 units warns, and its claim (inputs of degree > h reach no
+    output) holds in the Jacobian; h = D − 1 warns nothing and every input but the last
+    reaches an output (tanh, so that no unit is a dead ReLU on these points)."""
+    x = tf.random.stateless_normal([4, 5], seed=[1, 2])
+
+    def reach(made):
+        made(x)  # builds the flat variable (zero-initialised output layer)
+        made.params.assign(tf.random.stateless_normal(made.params.shape, seed=[3, 4]))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = made(x)
+        jac = tape.batch_jacobian(out, x)  # [4, D, P, D]
+        return tf.reduce_max(tf.abs(jac), axis=[0, 1, 2]).numpy()  # per input
+
+    with pytest.warns(UserWarning, match=r"hidden layer of 2 units < event_size - 1 = 4 .*"
+                                         r"degree > 2 unseen"):
+        narrow = nn.MADE(5, 2, hidden_layers=[8, 2], activation=tf.tanh, seed=0)
+    np.testing.assert_array_equal(reach(narrow)[2:], 0.0)
+    assert np.all(reach(narrow)[:2] > 0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wide = nn.MADE(5, 2, hidden_layers=[4, 4], activation=tf.tanh, seed=0)
+    assert np.all(reach(wide)[:4] > 0)  # the last input (degree 5) conditions no output

@@ -6,6 +6,7 @@ the first call (when the input width and dtype are known), so TFP tracks them as
 ``tf.Variable``s and ``FlowModel`` trains them as Keras weights.
 """
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -180,7 +181,8 @@ class MADE(tf.Module):
     Args:
       event_size: ``D``, the size of the last axis of ``x``.
       params_per_element: ``P``, outputs per element.
-      hidden_layers: hidden widths, at least one (each ``≥ D − 1`` to keep every degree).
+      hidden_layers: hidden widths, at least one. Each should be ``≥ D − 1``: a layer of
+        ``h < D − 1`` units leaves the inputs of degree ``> h`` unseen (a ``UserWarning``).
       conditional_size: ``C``, the size of ``conditional_input``, or None (unconditional).
       input_order: degrees of the inputs, a permutation of ``1..D`` (default left to right).
       activation: elementwise activation of the hidden layers.
@@ -206,6 +208,14 @@ class MADE(tf.Module):
         self._conditional_size = (None if conditional_size is None else
                                   _checks.positive_int(conditional_size, "conditional_size"))
         self._input_degrees, hidden_degrees = made_degrees(event_size, self._hidden, input_order)
+        narrowest = min(self._hidden)
+        if narrowest < self._event_size - 1:
+            # Hidden degrees then stop at `narrowest`: a valid but weaker autoregressive model.
+            warnings.warn(
+                f"MADE(event_size={self._event_size}, hidden_layers={self._hidden}): a hidden "
+                f"layer of {narrowest} units < event_size - 1 = {self._event_size - 1} leaves "
+                f"the inputs of degree > {narrowest} unseen (no output depends on them); use "
+                f"hidden layers of at least {self._event_size - 1} units.", stacklevel=2)
         output_degrees = np.repeat(self._input_degrees, self._params_per_element)
         degrees = [self._input_degrees] + hidden_degrees
         # Hidden layers: unit of degree m sees degrees <= m; output: strictly smaller degrees.
