@@ -87,6 +87,10 @@ def _check_strategy(runs, one, name):
     assert one["conditional"]["skipped"] == [1.0, 2.0]
     assert one["conditional"]["iterations"] == 14
     assert one["conditional"]["initial_gradient_norm"] > 1.0
+    # Per-variable clipping was active (the largest per-variable gradient norm / entry is above
+    # the clip) and acts on the all-reduced gradient, as on one device (checked above).
+    assert one["clipnorm"]["initial_gradient_largest"]["norm"] > 0.05 * 10
+    assert one["clipvalue"]["initial_gradient_largest"]["value"] > 0.002 * 10
     # Resumed from the chief's backup, the run equals the uninterrupted one; backup deleted.
     assert runs["resume"]["iterations"] == 16 and not runs["resume"]["backup_left"]
 
