@@ -38,7 +38,8 @@ SMOKE = dict(
     digits_steps=10, speed_points=2048, speed_rounds=2, speed_round_steps=5, num_layers=1,
     hidden_layers=[16], datasets=["two_moons"], scaling_dims=[2, 4], scaling_steps=5,
     scaling_max_seconds=2.0, lu_layers=1, planar_dims=[2], planar_layers=2,
-    speed_models=["tfp_flows_fit", "tfp_realnvp", "tfp_realnvp_careful_round"],
+    speed_models=["tfp_flows_fit", "tfp_flows_fit_array", "tfp_realnvp",
+                  "tfp_realnvp_careful_round"],
     quality_models=["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_realnvp", "tfp_realnvp_tanh",
                     "tfp_realnvp_tanh_sched", "tfp_maf"],
 )
