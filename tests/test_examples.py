@@ -74,7 +74,7 @@ def test_help_documents_every_option(name, capsys, monkeypatch):
         module.parse(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert re.search(r"The default run takes (about|more than) \d+ minutes?\b", text), text
+    assert re.search(r"The default run takes (about|more than) \d+(\.\d+)? minutes?\b", text), text
     assert "on a 2-core CPU" in text
     (parser,) = parsers
     for action in parser._actions:
