@@ -55,31 +55,50 @@ def autodiff_log_det(fn, x, dtype):
     return np.reshape(log_abs_det.numpy(), np.shape(x)[:-1])
 
 
-def check_log_det(bijector, x, dtype, atol):
-    """Both log-dets against the autodiff Jacobians, and ``ildj(y) = −fldj(inverse(y))``."""
+def check_log_det(bijector, x, dtype, atol, batch_shapes=None):
+    """Both log-dets against the autodiff Jacobians, and ``ildj(y) = −fldj(inverse(y))``.
+
+    ``x`` has shape ``[..., D]``. With ``batch_shapes``, ``x`` is ``[N, D]`` and the log-dets are
+    evaluated on its first ``prod(shape)`` rows reshaped to each ``shape + [D]``: one autodiff
+    Jacobian per direction (``[N, D, D]``, D backward passes) serves every batch shape.
+    """
     nd = _event_ndims(bijector)
-    batch_shape = np.shape(x)[:-1]
-    fldj = bijector.forward_log_det_jacobian(fresh(x, dtype), event_ndims=nd).numpy()
-    expected = autodiff_log_det(bijector.forward, x, dtype)
-    np.testing.assert_allclose(_broadcast_ldj(fldj, batch_shape), expected, rtol=atol, atol=atol,
-                               err_msg="forward_log_det_jacobian vs autodiff")
-    y = bijector.forward(fresh(x, dtype)).numpy()
-    ildj = bijector.inverse_log_det_jacobian(fresh(y, dtype), event_ndims=nd).numpy()
-    expected_inv = autodiff_log_det(bijector.inverse, y, dtype)
-    np.testing.assert_allclose(_broadcast_ldj(ildj, batch_shape), expected_inv, rtol=atol,
-                               atol=atol, err_msg="inverse_log_det_jacobian vs autodiff")
-    x_of_y = bijector.inverse(fresh(y, dtype))
-    minus_fldj = -bijector.forward_log_det_jacobian(x_of_y, event_ndims=nd).numpy()
-    np.testing.assert_allclose(_broadcast_ldj(ildj, batch_shape),
-                               _broadcast_ldj(minus_fldj, batch_shape), rtol=atol, atol=atol,
-                               err_msg="ildj(y) vs -fldj(inverse(y))")
+    d = np.shape(x)[-1]
+    rows = np.reshape(x, [-1, d])
+    expected = autodiff_log_det(bijector.forward, rows, dtype)
+    y_rows = bijector.forward(fresh(rows, dtype)).numpy()
+    expected_inv = autodiff_log_det(bijector.inverse, y_rows, dtype)
+    for batch_shape in batch_shapes or [np.shape(x)[:-1]]:
+        batch_shape = tuple(batch_shape)
+        n = int(np.prod(batch_shape, dtype=int))
+        assert n <= len(rows), f"batch shape {batch_shape} needs {n} of {len(rows)} rows"
+        xs = np.reshape(rows[:n], batch_shape + (d,))
+        ys = np.reshape(y_rows[:n], batch_shape + (d,))
+        where = f" (batch shape {batch_shape})"
+        fldj = bijector.forward_log_det_jacobian(fresh(xs, dtype), event_ndims=nd).numpy()
+        np.testing.assert_allclose(_broadcast_ldj(fldj, batch_shape),
+                                   np.reshape(expected[:n], batch_shape), rtol=atol, atol=atol,
+                                   err_msg="forward_log_det_jacobian vs autodiff" + where)
+        ildj = bijector.inverse_log_det_jacobian(fresh(ys, dtype), event_ndims=nd).numpy()
+        np.testing.assert_allclose(_broadcast_ldj(ildj, batch_shape),
+                                   np.reshape(expected_inv[:n], batch_shape), rtol=atol,
+                                   atol=atol,
+                                   err_msg="inverse_log_det_jacobian vs autodiff" + where)
+        x_of_y = bijector.inverse(fresh(ys, dtype))
+        minus_fldj = -bijector.forward_log_det_jacobian(x_of_y, event_ndims=nd).numpy()
+        np.testing.assert_allclose(_broadcast_ldj(ildj, batch_shape),
+                                   _broadcast_ldj(minus_fldj, batch_shape), rtol=atol, atol=atol,
+                                   err_msg="ildj(y) vs -fldj(inverse(y))" + where)
 
 
-def check_compiled(bijector, dist, x, dtype, rtol, jit_compile):
-    """``tf.function`` (optionally XLA) gives the eager results.
+def check_compiled(bijector, dist, x, dtype, rtol):
+    """``tf.function`` and ``tf.function(jit_compile=True)`` (XLA) give the eager results.
 
-    The four calls are traced into ONE function (one trace, one XLA compilation), each on its
-    own argument so that no call can answer from another's cache entry.
+    The four calls are traced into ONE graph function (one trace), each on its own argument so
+    that no call can answer from another's cache entry. That function runs as a graph, then
+    inside a ``jit_compile=True`` function, which XLA must compile whole (nested functions
+    included: an op without an XLA kernel raises, see ``test_contract.py``): one trace, one
+    XLA compilation for both modes.
     """
     nd = _event_ndims(bijector)
     y = bijector.forward(fresh(x, dtype)).numpy()
@@ -94,12 +113,18 @@ def check_compiled(bijector, dist, x, dtype, rtol, jit_compile):
     def all_calls(inputs):
         return {name: fn(inputs[name]) for name, (fn, _) in calls.items()}
 
-    compiled = tf.function(all_calls, jit_compile=jit_compile)(
-        {name: fresh(arg, dtype) for name, (_, arg) in calls.items()})
+    def inputs():
+        return {name: fresh(arg, dtype) for name, (_, arg) in calls.items()}
+
+    graph_fn = tf.function(all_calls).get_concrete_function(inputs())
+    results = {"tf.function": graph_fn(inputs()),
+               "tf.function(jit_compile=True)":
+                   tf.function(lambda t: graph_fn(t), jit_compile=True)(inputs())}
     for name, (fn, arg) in calls.items():
         eager = fn(fresh(arg, dtype)).numpy()
-        np.testing.assert_allclose(compiled[name].numpy(), eager, rtol=rtol, atol=rtol,
-                                   err_msg=f"{name} under tf.function(jit_compile={jit_compile})")
+        for mode, compiled in results.items():
+            np.testing.assert_allclose(compiled[name].numpy(), eager, rtol=rtol, atol=rtol,
+                                       err_msg=f"{name} under {mode}")
 
 
 def check_gradients(dist, y, dtype):
@@ -126,7 +151,7 @@ def grid_integral(dist, dtype, num_samples=20000, resolution=600):
     axes = [np.linspace(lo[i], hi[i], resolution) for i in range(2)]
     xx, yy = np.meshgrid(*axes, indexing="ij")
     grid = np.stack([xx.ravel(), yy.ravel()], axis=-1)
-    log_p = tf.function(dist.log_prob, jit_compile=True)(fresh(grid, dtype)).numpy()
+    log_p = dist.log_prob(fresh(grid, dtype)).numpy()  # eager: an XLA compile costs more here
     cell = (axes[0][1] - axes[0][0]) * (axes[1][1] - axes[1][0])
     return float(np.sum(np.exp(log_p.astype(np.float64))) * cell)
 
