@@ -497,6 +497,8 @@ class FlowModel(keras.Model):
         """Keras ``fit``. Data are checked first (NaN/inf, event size, dtype, emptiness).
 
         Runs exactly ``epochs × steps_per_epoch`` steps for every ``steps_per_execution``.
+        A ``tf.data.Dataset`` is read ``steps_per_execution`` batches ahead (``prefetch``):
+        the same batches in the same order, produced while the previous execution trains.
         In reverse-KL mode ``x`` is not needed: ``fit(epochs=..., steps_per_epoch=...)``
         (``steps_per_epoch`` defaults to 100).
         """
@@ -520,6 +522,9 @@ class FlowModel(keras.Model):
         validation_data, validation_steps = _take(validation_data, validation_steps)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle a dataset
+            # An execution pulls its k batches before it trains them: with k batches in
+            # flight the pipeline makes the next execution's while this one trains.
+            x = x.prefetch(self.steps_per_execution)
         if not kwargs.get("initial_epoch"):  # a resumed fit keeps the guard's counters
             self.guard.reset()
         self.stop_reason = None
