@@ -231,7 +231,8 @@ def markdown(results):
     if den or peer is not None:
         n = results["config"]["speed_points"]
         lines += [f"### Density speed (2-D, {n} points per call, points/s)", "",
-                  "`XLA chunked`: `tfp_flows.CompiledDistribution` (XLA, 4096-point chunks).", "",
+                  "`XLA chunked`: `tfp_flows.CompiledDistribution` (XLA, chunks of 32768 "
+                  "points, the rest in chunks of 4096).", "",
                   "| model | log_prob graph | log_prob XLA | log_prob XLA chunked | sample graph "
                   "| sample XLA | sample XLA chunked |",
                   "|---|---|---|---|---|---|---|"]

@@ -31,7 +31,7 @@ against the fastest TFP RealNVP variant of that round) and ``ratio_to_tfp_flows_
 
 Density speed: ``log_prob`` and ``sample`` on ``speed_points`` points in one call, wrapped in
 ``tf.function`` (``graph``) or ``tf.function(jit_compile=True)`` (``xla``), and for our flow
-also through ``tfp_flows.CompiledDistribution`` (``xla_chunked``: XLA, 4096-point chunks);
+also through ``tfp_flows.CompiledDistribution`` (``xla_chunked``: XLA, its default chunks);
 median of 5 calls.
 """
 
@@ -243,7 +243,7 @@ def density_speed(dist, n, jit, seed=0):
     """``(log_prob points/s, sample points/s, peak MiB)`` of ``dist`` on ``n`` points.
 
     ``jit``: False (``tf.function``), True (``tf.function(jit_compile=True)``) or
-    ``"chunked"`` (``tfp_flows.CompiledDistribution``: XLA, chunks of 4096 points)."""
+    ``"chunked"`` (``tfp_flows.CompiledDistribution``: XLA, its default chunks)."""
     x = tf.constant(np.random.default_rng(seed).normal(size=[n, dist.event_shape[0]]),
                     tf.float32)
     if jit == "chunked":
