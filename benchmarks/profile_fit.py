@@ -13,7 +13,9 @@ arithmetic floor (``round_xla``):
   ``fit_no_metrics``: the same model reporting the step's loss instead of Keras ``Mean``
   metrics; ``fit_per_step``: the per-step graph loop of ``training/execution.py`` (one XLA call
   per step, the iterator read between steps; the path taken under a strategy); ``fit_spe1``:
-  ``steps_per_execution=1``;
+  ``steps_per_execution=1``; ``fit_cached*``: ``fit``, ``fit_no_guard``, ``fit_no_metrics`` on
+  one epoch of the pipeline's batches cached in memory and repeated (what ``fit`` costs when
+  its data cost nothing);
 * ``iterator``: only reading ``steps`` batches of the protocol's ``tf.data`` pipeline in a graph
   loop; ``new_iterator``: a new iterator of that pipeline and its first batch (filling the
   50k-point shuffle buffer), divided by ``steps``.
@@ -77,11 +79,13 @@ def main():
         def _update_metrics(self, loss, weight, metrics, ok, *args, **kwargs):
             return {"loss": loss}
 
-    def fit(cls=FlowModel, per_step=False, **kwargs):
+    def fit(cls=FlowModel, per_step=False, cached=False, **kwargs):
         nan_guard = kwargs.pop("nan_guard", True)
         model = cls(flow(), nan_guard=nan_guard)
         model.compile(optimizer=protocol.make_optimizer(config), **kwargs)
         dataset = protocol.train_dataset(x_train, config, config["seed"])
+        if cached:  # the same batches, read from memory: data that cost nothing
+            dataset = dataset.take(len(x_train) // config["batch_size"]).cache().repeat()
 
         def run(steps):
             saved = execution._dense
@@ -120,6 +124,9 @@ def main():
         "fit_no_metrics": lambda: fit(NoMetrics),
         "fit_per_step": lambda: fit(per_step=True),
         "fit_spe1": lambda: fit(steps_per_execution=1),
+        "fit_cached": lambda: fit(cached=True),
+        "fit_cached_no_guard": lambda: fit(cached=True, nan_guard=False),
+        "fit_cached_no_metrics": lambda: fit(NoMetrics, cached=True),
         "iterator": iterator,
         "new_iterator": first_batch,
     }
