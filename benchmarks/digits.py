@@ -14,11 +14,16 @@ Models:
   a_var  the same flow trained jointly with a variational dequantiser ``q(v|p)``
   a_spline  model a with rational-quadratic spline couplings (8 bins on [-5, 5], identity
          tails) in place of the affine ones (issue 10's spline multi-scale)
+  a_spline_*  regularised variants of a_spline for the small data set (``VARIANTS``):
+         ``_var`` variational dequantisation, ``_f16`` 16 conv filters instead of 32,
+         ``_wd`` ``keras.optimizers.AdamW`` weight decay, ``_sched`` ``flow_optimizer``'s
+         warm-up + cosine schedule; the same split, steps, batch and test samples as model a
   b  plain 8-coupling RealNVP on the flat 64-D vector (``tfp_flows.flows.realnvp``)
   c  TFP ``tfb.MaskedAutoregressiveFlow`` (MADE networks; tf-keras variables, custom loop)
   d  diagonal Gaussian in logit space
 
-Usage: ``python benchmarks/digits.py [--steps 1000] [--smoke] [--out benchmarks/results]``.
+Usage: ``python benchmarks/digits.py [--steps 1000] [--models a,a_spline] [--merge] [--smoke]
+[--out benchmarks/results]`` (``--merge`` keeps the other models' results in the JSON).
 """
 
 import argparse
@@ -38,20 +43,51 @@ import tensorflow_probability as tfp  # noqa: E402
 
 from tfp_flows import dequantization as dq  # noqa: E402
 from tfp_flows import digits, flows, make_variable, multiscale  # noqa: E402
-from tfp_flows.training import FlowModel  # noqa: E402
+from tfp_flows.training import FlowModel, flow_optimizer  # noqa: E402
 from tfp_flows.training.objectives import DequantizedBound  # noqa: E402
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 D, L = digits.EVENT_SIZE, digits.LEVELS
 
 
-def multiscale_flow(smoke, seed, transformer="affine"):
+def multiscale_flow(smoke, seed, transformer="affine", filters=32):
     if smoke:
         return multiscale.multiscale_realnvp(couplings_per_scale=2, final_couplings=2,
                                              hidden_layers=(1,), network="conv", filters=8,
                                              transformer=transformer, seed=seed)
-    return multiscale.multiscale_realnvp(hidden_layers=(1, 1), network="conv", filters=32,
+    return multiscale.multiscale_realnvp(hidden_layers=(1, 1), network="conv", filters=filters,
                                          transformer=transformer, seed=seed)
+
+
+# Multi-scale variants: what differs from model a (affine couplings, 32 filters, uniform
+# dequantisation, constant Adam 1e-3). ``optimizer``: "adam", "adamw" (decoupled weight decay
+# WEIGHT_DECAY: each step w -= lr·WEIGHT_DECAY·w) or "schedule" (``flow_optimizer(steps)`` with
+# the library's defaults: warm-up to 4e-3, cosine decay to 0, global-norm clipping 5).
+VARIANTS = {
+    "a": dict(),
+    "a_var": dict(variational=True),
+    "a_spline": dict(transformer="spline"),
+    "a_spline_var": dict(transformer="spline", variational=True),
+    "a_spline_f16": dict(transformer="spline", filters=16),
+    "a_spline_wd": dict(transformer="spline", optimizer="adamw"),
+    "a_spline_sched": dict(transformer="spline", optimizer="schedule"),
+}
+WEIGHT_DECAY = 0.5
+# Spline multi-scale flows train in graph mode (``compile(jit_compile=False)``): the XLA train
+# step of a_spline had not finished its first 50 steps after 35 min (2026-12-03, load ≈ 6),
+# while the graph step runs ≈ 0.5 s after an 80 s trace. TFP's spline graph is large: the
+# smoke-size a_spline gradient has 30.8k ops (trace 82 s) against model a's 5.9k (10 s).
+# XLA and graph mode compute the same bound; only the time differs.
+
+
+def make_optimizer(kind, lr, steps):
+    if kind == "adam":
+        return keras.optimizers.Adam(lr)
+    if kind == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=WEIGHT_DECAY)
+    if kind == "schedule":
+        return flow_optimizer(steps)
+    raise ValueError(f"Unknown optimizer {kind!r}.")
 
 
 def maf(smoke, seed, num_layers=5, hidden=(128, 128)):
@@ -75,22 +111,24 @@ def gaussian():
 
 
 def build(name, smoke, seed):
-    """Returns ``(distribution, dequantizer or None, learning rate)``."""
-    if name in ("a", "a_var"):
+    """Returns ``(distribution, dequantizer or None, learning rate, optimizer kind)``."""
+    if name in VARIANTS:
+        v = VARIANTS[name]
         vd = None
-        if name == "a_var":
+        if v.get("variational"):
             vd = dq.VariationalDequantizer(D, L, num_couplings=1 if smoke else 2,
                                            hidden_layers=(16,) if smoke else (128,), seed=seed)
-        return multiscale_flow(smoke, seed), vd, 1e-3
-    if name == "a_spline":
-        return multiscale_flow(smoke, seed, transformer="spline"), None, 1e-3
+        flow = multiscale_flow(smoke, seed, v.get("transformer", "affine"),
+                               v.get("filters", 32))
+        return flow, vd, 1e-3, v.get("optimizer", "adam")
     if name == "b":
         hidden = (16,) if smoke else (128, 128)
-        return flows.realnvp(D, 2 if smoke else 8, hidden_layers=hidden, seed=seed), None, 1e-3
+        return (flows.realnvp(D, 2 if smoke else 8, hidden_layers=hidden, seed=seed), None,
+                1e-3, "adam")
     if name == "c":
-        return maf(smoke, seed), None, 1e-3
+        return maf(smoke, seed), None, 1e-3, "adam"
     if name == "d":
-        return gaussian(), None, 1e-2
+        return gaussian(), None, 1e-2, "adam"
     raise ValueError(f"Unknown model {name!r}.")
 
 
@@ -163,13 +201,14 @@ def reference_loop(dist, lr, split, steps, batch_size, seed):
             "parameters": parameter_count(variables)}
 
 
-def train(dist, dequantizer, lr, split, steps, batch_size, eval_every, seed):
+def train(dist, dequantizer, optimizer, split, steps, batch_size, eval_every, seed,
+          jit_compile=True):
     """``FlowModel.fit`` on the dequantised bound (``objectives.DequantizedBound``: uniform, or
     jointly with the variational dequantiser); returns the history and restores the
     best-validation weights. With uniform noise the gradient is that of ``−log p_Y(y)``."""
     objective = DequantizedBound(L, dequantizer=dequantizer, seed=seed)
     model = FlowModel(dist, objective=objective)
-    model.compile(keras.optimizers.Adam(lr))
+    model.compile(optimizer, jit_compile=jit_compile)
     data = (tf.data.Dataset.from_tensor_slices(split.train)
             .shuffle(len(split.train), seed=seed).repeat().batch(batch_size, drop_remainder=True))
     best = BestValidation(dist, dequantizer, split, eval_every)
@@ -184,6 +223,26 @@ def train(dist, dequantizer, lr, split, steps, batch_size, eval_every, seed):
     return history
 
 
+def samples_figure(dist, test, name, test_bpd, path, n=32, seed=0):
+    """PNG of ``n`` test images (top rows) above ``n`` samples of ``dist`` mapped back to
+    ``u = from_logit(y)`` clipped to ``[0, 1]`` (bottom rows): samples vs data."""
+    from tfp_flows import plot
+
+    samples = np.clip(dq.from_logit(dist.sample(n, seed=seed)).numpy(), 0.0, 1.0)
+    images = np.concatenate([test[:n] / (L - 1), samples]).reshape(-1, 8, 8)
+    cols = 16
+    fig = plot.new_figure(cols * 0.5 + 0.4, len(images) // cols * 0.5 + 0.6)
+    axes = fig.subplots(len(images) // cols, cols, squeeze=False)
+    for ax, image in zip(axes.ravel(), images):
+        ax.imshow(image, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{name}: test images (top {n // cols} rows) vs samples (bottom); "
+                 f"test {test_bpd:.3f} bits/dim", fontsize=9)
+    fig.tight_layout()
+    return plot.save(fig, path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -193,6 +252,10 @@ def main(argv=None):
     parser.add_argument("--models", default="a,a_var,a_spline,b,c,d")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="tiny models, a few steps")
+    parser.add_argument("--figures", default=None,
+                        help="folder for one samples-vs-data PNG per model (default: none)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other models' results of the existing JSON")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
     if args.smoke:
@@ -204,28 +267,43 @@ def main(argv=None):
     results = {}
     for name in args.models.split(","):
         print(f"[{name}]", flush=True)
-        dist, vd, lr = build(name, args.smoke, args.seed)
+        dist, vd, lr, opt = build(name, args.smoke, args.seed)
         if name == "c":
             hist = reference_loop(dist, lr, split, args.steps, args.batch_size, args.seed)
         else:
-            hist = train(dist, vd, lr, split, args.steps, args.batch_size, args.eval_every,
-                         args.seed)
+            jit = VARIANTS.get(name, {}).get("transformer") != "spline"
+            hist = train(dist, vd, make_optimizer(opt, lr, args.steps), split, args.steps,
+                         args.batch_size, args.eval_every, args.seed, jit_compile=jit)
+            hist["jit_compile"] = jit
         test = dq.evaluate_bits_per_dim(dist.log_prob, split.test, L, dequantizer=vd,
                                         num_samples=args.test_samples, seed=999)
-        results[name] = dict(test_bits_per_dim=test, learning_rate=lr, **hist)
+        results[name] = dict(test_bits_per_dim=test, learning_rate=lr, optimizer=opt,
+                             command=" ".join(sys.argv), **hist)
+        if opt == "adamw":
+            results[name]["weight_decay"] = WEIGHT_DECAY
+        if opt == "schedule":
+            results[name]["learning_rate"] = "flow_optimizer(steps) defaults (peak 4e-3)"
         print(f"    test {test:.4f} bits/dim (best validation step {hist['best_step']}, "
               f"{hist['parameters']} parameters)", flush=True)
-    print("\nmodel   params   best step   val bits/dim   test bits/dim")
+        if args.figures:
+            print("    wrote " + samples_figure(dist, split.test, name, test, os.path.join(
+                args.figures, f"digits_{name}_samples.png"), seed=args.seed), flush=True)
+    print("\nmodel            params   best step   val bits/dim   test bits/dim")
     for name, r in results.items():
-        print(f"{name:6s} {r['parameters']:8d} {r['best_step']:10d} "
+        print(f"{name:15s} {r['parameters']:8d} {r['best_step']:10d} "
               f"{r['best_val_bits_per_dim']:13.4f} {r['test_bits_per_dim']:14.4f}")
     print(f"(uniform over {L} levels: {np.log2(L):.4f} bits/dim)")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "digits_smoke.json" if args.smoke else "digits.json")
+    record = dict(config=vars(args), platform=platform.platform(), tensorflow=tf.__version__,
+                  tfp=tfp.__version__, results=results)
+    if args.merge and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        record["results"] = {**old["results"], **results}
+        record["earlier_configs"] = old.get("earlier_configs", []) + [old["config"]]
     with open(path, "w") as f:
-        json.dump(dict(config=vars(args), platform=platform.platform(),
-                       tensorflow=tf.__version__, tfp=tfp.__version__, results=results),
-                  f, indent=1)
+        json.dump(record, f, indent=1)
     print(f"wrote {path}")
     return results
 
