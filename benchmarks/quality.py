@@ -12,7 +12,9 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
   ``hidden_layers``, trained as ``tfp_flows_fit`` (``fit`` with ``flow_optimizer``); IAF's
   ``log_prob`` costs D network passes, which is cheap at D = 2;
 * ``VARIANTS`` (``tfp_flows_nsf_bound10``: ``bound=10``; ``tfp_flows_nsf_bins16``:
-  ``num_bins=16``): a builder with one default changed, trained the same way (tuning runs);
+  ``num_bins=16``; ``tfp_flows_nsf_marginal``: ``marginal_splines=True``;
+  ``tfp_flows_nsf_affine``: ``data_affine=True``; ``tfp_flows_nsf_marginal_affine``: both):
+  a builder with one default changed, trained the same way (tuning runs);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
 * ``tfp_realnvp``: the TFP reference (``reference.realnvp``, unbounded log-scale) in that loop;
@@ -33,7 +35,11 @@ MODELS = ["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_flows_nsf", "tfp_flows_maf
 BUILDERS = {"tfp_flows_nsf": "nsf", "tfp_flows_maf": "maf", "tfp_flows_iaf": "iaf"}
 # Variants of a builder's defaults tried while tuning them (run.py --models NAME); not in MODELS.
 VARIANTS = {"tfp_flows_nsf_bound10": ("nsf", dict(bound=10.0)),
-            "tfp_flows_nsf_bins16": ("nsf", dict(num_bins=16))}
+            "tfp_flows_nsf_bins16": ("nsf", dict(num_bins=16)),
+            "tfp_flows_nsf_marginal": ("nsf", dict(marginal_splines=True)),
+            "tfp_flows_nsf_affine": ("nsf", dict(data_affine=True)),
+            "tfp_flows_nsf_marginal_affine": ("nsf", dict(marginal_splines=True,
+                                                          data_affine=True))}
 
 
 def ours(config, event_size, seed, batch_norm=False):

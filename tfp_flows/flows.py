@@ -16,6 +16,7 @@ from tfp_flows._namespace import public_dir
 from tfp_flows.bijectors import (
     BatchNorm,
     Coupling,
+    Elementwise,
     LULinear,
     MultiScaleRealNVP,
     PiecewiseLinearCDF,
@@ -81,9 +82,13 @@ def _hidden_layers(hidden_layers):
 
 
 def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batch_norm,
-               context_size, seed, dtype, name, config):
+               context_size, seed, dtype, name, config, marginal=None, data_affine=None):
     """``num_layers`` couplings of the first ``D // 2`` entries to the rest, with a permutation
-    (and optionally ``BatchNorm``) between them; records ``config`` as ``flow_config``."""
+    (and optionally ``BatchNorm``) between them; records ``config`` as ``flow_config``.
+
+    ``marginal``: a transformer applied by ``Elementwise`` to the conditioning entries after
+    each coupling; ``data_affine``: an ``Elementwise`` affine transformer as the last
+    (data-side) layer."""
     seed = _concrete_seed(seed)
     config = dict(builder=builder, event_size=event_size, num_layers=num_layers,
                   hidden_layers=hidden_layers, **config, seed=seed,
@@ -102,10 +107,15 @@ def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batc
         layers.append(Coupling(event_size, transformer, hidden_layers=hidden_layers,
                                context_size=context_size, seed=_seed(seed, i), dtype=dtype,
                                name=f"coupling_{i}"))
+        if marginal is not None:
+            layers.append(Elementwise(event_size, marginal, indices=np.arange(event_size // 2),
+                                      dtype=dtype, name=f"marginal_{i}"))
         if batch_norm:
             layers.append(BatchNorm(event_size, dtype=dtype, name=f"batch_norm_{i}"))
         if i < num_layers - 1:
             layers.append(_mixing_permutation(event_size, seed, i))
+    if data_affine is not None:
+        layers.append(Elementwise(event_size, data_affine, dtype=dtype, name="data_affine"))
     return _finish(layers, event_size, dtype, name, config)
 
 
@@ -131,6 +141,7 @@ def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] =
 
 def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
         hidden_layers: Sequence[int] = (64, 64), bound: float = 5.0,
+        marginal_splines: bool = False, data_affine: bool = False,
         context_size: int | None = None, seed: int | None = None, dtype: tf.DType = tf.float32,
         name: str = "nsf") -> tfd.TransformedDistribution:
     """Neural spline flow (Durkan et al., 2019): rational-quadratic spline couplings.
@@ -138,10 +149,20 @@ def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
     As ``realnvp``, with ``transformers.RationalQuadraticSpline(num_bins, bound)`` as the
     elementwise map: monotone splines on ``[-bound, bound]`` with identity tails outside, knots
     from an MLP of the conditioning half (and the context). A fresh flow is ``N(0, I)``.
+
+    ``marginal_splines``: after each coupling, an ``Elementwise`` spline (learned constant
+    knots) on the entries the coupling conditioned on, so every layer moves every coordinate
+    (as an autoregressive NSF's first coordinate). ``data_affine``: a learned elementwise
+    ``y = x · exp(s) + t`` (``transformers.Affine``, ``|s| ≤ 2``) as the data-side layer, so
+    the splines' ``[-bound, bound]`` can follow the data's scale.
     """
     transformer = transformers.RationalQuadraticSpline(num_bins, bound)
     return _couplings("nsf", transformer, event_size, num_layers, hidden_layers, False,
-                      context_size, seed, dtype, name, dict(num_bins=num_bins, bound=bound))
+                      context_size, seed, dtype, name,
+                      dict(num_bins=num_bins, bound=bound, marginal_splines=bool(marginal_splines),
+                           data_affine=bool(data_affine)),
+                      marginal=transformer if marginal_splines else None,
+                      data_affine=transformers.Affine() if data_affine else None)
 
 
 def planar(event_size: int, num_layers: int = 8, seed: int | None = None,

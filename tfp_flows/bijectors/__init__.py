@@ -3,6 +3,7 @@
 from tfp_flows.bijectors.autoregressive import MaskedAutoregressiveFlow, inverse_autoregressive_flow
 from tfp_flows.bijectors.batch_norm import BatchNorm
 from tfp_flows.bijectors.coupling import Coupling, channel_split, checkerboard_split, half_split
+from tfp_flows.bijectors.elementwise import Elementwise
 from tfp_flows.bijectors.leaky_relu import LeakyReLU
 from tfp_flows.bijectors.lu_linear import LULinear
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze, unsqueeze
@@ -17,6 +18,7 @@ __all__ = [
     "Affine",
     "BatchNorm",
     "Coupling",
+    "Elementwise",
     "ImageConditioner",
     "LULinear",
     "LeakyReLU",
