@@ -407,13 +407,18 @@ def figure(results, path):
     rows = max(1, math.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     axes = axes.ravel()
+    # One colour per model across panels (a set may lack some models), one legend of all.
+    models = list(dict.fromkeys(k for e in q.values() for k in e["models"]))
+    colors = {m: plt.cm.tab20(i % 20) for i, m in enumerate(models)}
+    handles = {}
     for ax, (name, entry) in zip(axes, q.items()):
         for model, r in entry["models"].items():
             pts = [(s, v) for s, v in r.get("curve", []) if v is not None]
             if pts:
-                ax.plot(*zip(*pts), label=model)
+                handles[model], = ax.plot(*zip(*pts), color=colors[model], label=model)
         if entry["entropy_floor"] is not None:
-            ax.axhline(entry["entropy_floor"], color="k", ls=":", lw=1, label="entropy floor")
+            handles["entropy floor"] = ax.axhline(entry["entropy_floor"], color="k", ls=":",
+                                                  lw=1, label="entropy floor")
         finals = [r["test_nll"] for r in entry["models"].values()
                   if r.get("test_nll") is not None]
         if finals:
@@ -422,8 +427,10 @@ def figure(results, path):
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.set_ylabel("test NLL (nats)")
-    if q:
-        axes[0].legend(fontsize=7)
+    if q and n < len(axes):  # a spare panel holds the legend
+        axes[n].legend(handles.values(), handles.keys(), fontsize=7, loc="center")
+    elif q:
+        axes[0].legend(handles.values(), handles.keys(), fontsize=7)
     if ts:
         ax = axes[len(q)]
         names = list(ts)
