@@ -147,6 +147,10 @@ def _merge_section(section, old, new):
             (old.get("models") or [old["model"]]) + new["models"]))
         merged.pop("model", None)
         merged["quality"] = _merge_quality(old.get("quality"), new.get("quality") or {})
+        merged["parameters"] = {**(old.get("parameters") or {}), **(new.get("parameters") or {})}
+        if "train_speed" not in new and "load_average_at_start" in old:
+            # the report states the load next to the training-speed rounds: keep theirs
+            merged["load_average_at_start"] = old["load_average_at_start"]
         return merged
     return new
 

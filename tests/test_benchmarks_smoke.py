@@ -169,8 +169,10 @@ def test_merging_keeps_other_models_and_an_older_single_peer_section():
     old = {"model": "torch_zuko_realnvp", "library": "zuko",
            "quality": {"two_moons": {"entropy_floor": 1.676,
                                      "models": {"torch_zuko_realnvp": {"test_nll": 1.7}}}},
-           "train_speed": {"torch_zuko_realnvp": {"steps_per_s": 1.0}}}
+           "train_speed": {"torch_zuko_realnvp": {"steps_per_s": 1.0}},
+           "parameters": {"torch_zuko_realnvp": 10}, "load_average_at_start": [9.0, 9.0, 9.0]}
     new = {"models": ["torch_zuko_nsf"], "library": "zuko",
+           "parameters": {"torch_zuko_nsf": 20}, "load_average_at_start": [1.0, 1.0, 1.0],
            "quality": {"two_moons": {"entropy_floor": 1.676,
                                      "models": {"torch_zuko_nsf": {"test_nll": 1.69}}},
                        "checkerboard": {"entropy_floor": 3.466,
@@ -181,4 +183,6 @@ def test_merging_keeps_other_models_and_an_older_single_peer_section():
                                                              "torch_zuko_nsf"}
     assert set(merged["quality"]["checkerboard"]["models"]) == {"torch_zuko_nsf"}
     assert merged["train_speed"] == old["train_speed"]  # a part the new run did not measure
+    assert merged["parameters"] == {"torch_zuko_realnvp": 10, "torch_zuko_nsf": 20}
+    assert merged["load_average_at_start"] == [9.0, 9.0, 9.0]  # the speed rounds' load
     assert run._merge_section("train_speed", {"a": 1}, {"b": 2}) == {"b": 2}
