@@ -148,3 +148,15 @@ def test_multiscale_model_save_and_load(tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded.log_prob(x[:8]).numpy(), model.log_prob(x[:8]).numpy(),
                                rtol=1e-5)
+
+
+def test_nsf_config_recorded_before_data_affine_rebuilds_without_it():
+    """A ``flow_config`` saved before ``flows.nsf`` gained ``data_affine`` (default True since)
+    rebuilds the flow it described, without the data-side affine; the key, when present, wins."""
+    config = tfp_flows.flows.nsf(2, num_layers=2, hidden_layers=[8], seed=0).flow_config
+    assert config["data_affine"] is True
+    old = {k: v for k, v in config.items() if k != "data_affine"}
+    names = [b.name for b in tfp_flows.flows.layers_of(tfp_flows.flows.build(**old))]
+    assert not any("affine" in n for n in names), names
+    new = [b.name for b in tfp_flows.flows.layers_of(tfp_flows.flows.build(**config))]
+    assert len(new) == len(names) + 1 and any("affine" in n for n in new), new
