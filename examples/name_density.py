@@ -28,10 +28,10 @@ import _common
 
 
 def parse(argv):
-    # Measured 3 Dec 2026 on an idle 2-core machine: 93 s wall, test NLL 1.891 against the
-    # entropy floor 1.757 (7 min 17 s with the cores shared by other jobs, load ~10).
+    # Measured 3 Dec 2026 on an idle 2-core machine with flows.nsf's defaults (data-side
+    # affine on): 119 s wall, test NLL 1.902 against the entropy floor 1.757.
     p = _common.parser(__doc__, "outputs/name_density",
-                       "about 1.5 minutes on 2 idle cores (93 s measured; 50 s of it is the "
+                       "about 2 minutes on 2 idle cores (119 s measured; 51 s of it is the "
                        "first epoch, which compiles the XLA step)")
     p.add_argument("--text", default="tfp_flows", help="the text to turn into a density")
     p.add_argument("--n-train", type=int, default=30000, help="training points")
