@@ -1,7 +1,10 @@
-"""The base class of tfp_flows' bijectors: TFP's ``Bijector`` plus a strict dtype check."""
+"""The base class of tfp_flows' bijectors: TFP's ``Bijector`` plus a strict dtype check;
+``LogDetWithMap``: the log-det computed with the map and read back from TFP's cache."""
 
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+from tfp_flows import _compat
 
 
 class FlowBijector(tfp.bijectors.Bijector):
@@ -45,3 +48,29 @@ class FlowBijector(tfp.bijectors.Bijector):
                                  **kwargs):
         self._check_input_dtype(y, "y")
         return super().inverse_log_det_jacobian(y, event_ndims=event_ndims, name=name, **kwargs)
+
+
+class LogDetWithMap(FlowBijector):
+    """A ``FlowBijector`` whose subclass computes each direction's log-det with the map:
+    ``_augmented_forward(x, **kw) -> (y, {"fldj", "ildj"})`` and ``_augmented_inverse(y, **kw)
+    -> (x, {"ildj", "fldj"})``. The attributes go to TFP's bijector cache (the subclass sets
+    ``_cache = _compat.greedy_attrs_cache()``), so the log-det methods on the same tensor read
+    them back instead of running the map again."""
+
+    def _forward(self, x, **kwargs):
+        return self._augmented_forward(x, **kwargs)[0]
+
+    def _inverse(self, y, **kwargs):
+        return self._augmented_inverse(y, **kwargs)[0]
+
+    def _forward_log_det_jacobian(self, x, **kwargs):
+        attrs = _compat.forward_attributes(self, x, **kwargs)
+        if "fldj" not in attrs:
+            attrs.update(self._augmented_forward(x, **kwargs)[1])
+        return attrs["fldj"]
+
+    def _inverse_log_det_jacobian(self, y, **kwargs):
+        attrs = _compat.inverse_attributes(self, y, **kwargs)
+        if "ildj" not in attrs:
+            attrs.update(self._augmented_inverse(y, **kwargs)[1])
+        return attrs["ildj"]

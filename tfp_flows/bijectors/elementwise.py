@@ -19,10 +19,10 @@ import tensorflow as tf
 from tfp_flows import _checks, _compat
 from tfp_flows._variables import make_variable
 from tfp_flows.bijectors import transformers as transformers_lib
-from tfp_flows.bijectors._base import FlowBijector
+from tfp_flows.bijectors._base import LogDetWithMap
 
 
-class Elementwise(FlowBijector):
+class Elementwise(LogDetWithMap):
     """``y_S = τ(x_S; θ)``, ``θ [|S|, P]`` learned, identity at initialisation.
 
     Args:
@@ -93,24 +93,6 @@ class Elementwise(FlowBijector):
     def _augmented_inverse(self, y):
         x, ildj = self._apply(y, "inverse_and_log_det")
         return x, {"ildj": ildj, "fldj": -ildj}
-
-    def _forward(self, x):
-        return self._augmented_forward(x)[0]
-
-    def _inverse(self, y):
-        return self._augmented_inverse(y)[0]
-
-    def _forward_log_det_jacobian(self, x):
-        attrs = _compat.forward_attributes(self, x)
-        if "fldj" not in attrs:
-            attrs.update(self._augmented_forward(x)[1])
-        return attrs["fldj"]
-
-    def _inverse_log_det_jacobian(self, y):
-        attrs = _compat.inverse_attributes(self, y)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y)[1])
-        return attrs["ildj"]
 
 
 __all__ = ["Elementwise"]
