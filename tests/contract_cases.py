@@ -242,6 +242,8 @@ CASES = [
          lambda dtype, d: flows.lu_piecewise_linear(d, 1, num_bins=4, seed=1, dtype=dtype), 2),
     Case("maf_affine_reversed_order", autoregressive("maf", "affine", input_order="reversed"), 3,
          degrees=right_to_left),
+    # D = 2: the MADE's first layer is multiply-adds (nn._narrow_matmul), not a matmul.
+    Case("maf_affine_2d", autoregressive("maf", "affine"), 2, degrees=left_to_right),
     Case("maf_spline_context", autoregressive("maf", small_spline(), context_size=2), 3,
          context_size=2, degrees=left_to_right),
     Case("iaf_affine", autoregressive("iaf", "affine"), 3, degrees=left_to_right),
