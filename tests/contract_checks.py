@@ -6,8 +6,13 @@ cache lookup, and a cached ``forward`` is not on a ``GradientTape``.
 ``test_contract.py`` proves each check can fail on a deliberately broken bijector.
 """
 
+import collections
+import contextlib
+
 import numpy as np
 import tensorflow as tf
+
+from tfp_flows import nn
 
 
 def fresh(x, dtype):
@@ -91,14 +96,22 @@ def check_log_det(bijector, x, dtype, atol, batch_shapes=None):
                                    err_msg="ildj(y) vs -fldj(inverse(y))" + where)
 
 
-def check_compiled(bijector, dist, x, dtype, rtol):
-    """``tf.function`` and ``tf.function(jit_compile=True)`` (XLA) give the eager results.
+def check_compiled(bijector, dist, x, dtype, rtol, network_once=True):
+    """``tf.function`` and ``tf.function(jit_compile=True)`` (XLA) give the eager results, and
+    (``network_once``) each call's graph holds one pass of each conditioner network.
 
-    The four calls are traced into ONE graph function (one trace), each on its own argument so
+    The calls are traced into ONE graph function (one trace), each on its own argument so
     that no call can answer from another's cache entry. That function runs as a graph, then
     inside a ``jit_compile=True`` function, which XLA must compile whole (nested functions
     included: an op without an XLA kernel raises, see ``test_contract.py``): one trace, one
     XLA compilation for both modes.
+
+    Network passes are counted while tracing: a map and a log-det each trace one pass of each
+    network (an autoregressive flow's sequential direction: one pass in a ``tf.while_loop``),
+    and a log-det of the tensor the map just ran on traces none (``forward_then_log_det``,
+    ``log_prob``): it reads the log-det from TFP's cache. Eagerly, a ``tfb.Chain`` recomputes
+    its links for the log-det (TFP's cache holds outputs weakly, and the chain's intermediate
+    tensors are gone once ``forward`` returns), so the count is made on the trace.
     """
     nd = _event_ndims(bijector)
     y = bijector.forward(fresh(x, dtype)).numpy()
@@ -107,16 +120,33 @@ def check_compiled(bijector, dist, x, dtype, rtol):
         "inverse": (bijector.inverse, y),
         "forward_log_det_jacobian":
             (lambda t: bijector.forward_log_det_jacobian(t, event_ndims=nd), x),
+        "inverse_log_det_jacobian":
+            (lambda t: bijector.inverse_log_det_jacobian(t, event_ndims=nd), y),
+        "forward_then_log_det": (lambda t: tf.stack(
+            [tf.reduce_sum(bijector.forward(t)),
+             tf.reduce_sum(bijector.forward_log_det_jacobian(t, event_ndims=nd))]), x),
         "log_prob": (dist.log_prob, y),
     }
+    passes = {}
 
     def all_calls(inputs):
-        return {name: fn(inputs[name]) for name, (fn, _) in calls.items()}
+        results = {}
+        for name, (fn, _) in calls.items():
+            before = dict(counts)
+            results[name] = fn(inputs[name])
+            passes[name] = sorted(n - before.get(k, 0) for k, n in counts.items()
+                                  if n > before.get(k, 0))
+        return results
 
     def inputs():
         return {name: fresh(arg, dtype) for name, (_, arg) in calls.items()}
 
-    graph_fn = tf.function(all_calls).get_concrete_function(inputs())
+    with counting_network_calls() as counts:
+        graph_fn = tf.function(all_calls).get_concrete_function(inputs())
+    if network_once:
+        for name, n in passes.items():
+            assert all(c == 1 for c in n), (
+                f"{name}: its graph runs a network {n} times, expected once each")
     results = {"tf.function": graph_fn(inputs()),
                "tf.function(jit_compile=True)":
                    tf.function(lambda t: graph_fn(t), jit_compile=True)(inputs())}
@@ -125,6 +155,28 @@ def check_compiled(bijector, dist, x, dtype, rtol):
         for mode, compiled in results.items():
             np.testing.assert_allclose(compiled[name].numpy(), eager, rtol=rtol, atol=rtol,
                                        err_msg=f"{name} under {mode}")
+
+
+@contextlib.contextmanager
+def counting_network_calls():
+    """Counts calls of every conditioner network (``nn.MLP``, ``nn.MADE``, ``nn.ConvNet``):
+    yields a ``Counter`` keyed by network object."""
+    calls = collections.Counter()
+    originals = {cls: cls.__call__ for cls in (nn.MLP, nn.MADE, nn.ConvNet)}
+
+    def counted(original):
+        def call(self, *args, **kwargs):
+            calls[id(self)] += 1
+            return original(self, *args, **kwargs)
+        return call
+
+    for cls, original in originals.items():
+        cls.__call__ = counted(original)
+    try:
+        yield calls
+    finally:
+        for cls, original in originals.items():
+            cls.__call__ = original
 
 
 def check_gradients(dist, y, dtype):

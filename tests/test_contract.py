@@ -70,10 +70,11 @@ def test_every_branch(built):
 
 
 def test_compiled(built):
-    """Under tf.function and under XLA."""
+    """Under tf.function and under XLA; one network pass per direction in the graph."""
     case, dtype, bijector, dist = built
     rtol = max(case.rtol[dtype], {"float32": 1e-4, "float64": 1e-9}[dtype])
-    check_compiled(bijector, dist, _inputs(case, [6]), dtype, rtol)
+    check_compiled(bijector, dist, _inputs(case, [6]), dtype, rtol,
+                   network_once=not case.reruns_network)
 
 
 def test_gradients_finite_and_nonzero(built):
@@ -278,6 +279,32 @@ def test_checks_catch_a_map_that_fails_compiled(bijector_class, error, match):
     dist = tfd.TransformedDistribution(tfp_flows.flows.standard_normal(2, "float64"), bijector)
     x = np.random.default_rng(0).normal(size=[6, 2])
     with pytest.raises(error, match=match):
+        check_compiled(bijector, dist, x, "float64", 1e-9)
+
+
+class _LogDetNotCached(fb.Coupling):  # the map hands TFP's cache no log-det: it runs again
+    def _augmented_forward(self, x, **kwargs):
+        return super()._augmented_forward(x, **kwargs)[0], None
+
+    def _forward_log_det_jacobian(self, x, **kwargs):
+        return -super()._augmented_forward(x, **kwargs)[1]["ildj"]
+
+
+class _TwoPassInverse(fb.Coupling):  # right inverse, but the network runs twice
+    def _augmented_inverse(self, y, **kwargs):
+        super()._augmented_inverse(y, **kwargs)
+        return super()._augmented_inverse(y, **kwargs)
+
+
+@pytest.mark.parametrize("bijector_class, match", [
+    (_LogDetNotCached, r"forward_then_log_det: its graph runs a network \[2\] times"),
+    (_TwoPassInverse, r"inverse: its graph runs a network \[2\] times"),
+], ids=["log_det_not_cached", "two_pass_inverse"])
+def test_checks_catch_a_network_run_too_often(bijector_class, match):
+    bijector = bijector_class(3, hidden_layers=[4], seed=0, dtype=tf.float64)
+    dist = tfd.TransformedDistribution(tfp_flows.flows.standard_normal(3, "float64"), bijector)
+    x = np.random.default_rng(0).normal(size=[5, 3])
+    with pytest.raises(AssertionError, match=match):
         check_compiled(bijector, dist, x, "float64", 1e-9)
 
 

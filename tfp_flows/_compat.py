@@ -22,16 +22,6 @@ def greedy_attrs_cache(forward_name="_augmented_forward", inverse_name="_augment
     return BijectorCacheWithGreedyAttrs(forward_name=forward_name, inverse_name=inverse_name)
 
 
-def forward_attributes(bijector, x, **kwargs):
-    """The mutable attribute dict TFP's cache keeps for the forward input ``x``."""
-    return bijector._cache.forward_attributes(x, **kwargs)
-
-
-def inverse_attributes(bijector, y, **kwargs):
-    """The mutable attribute dict TFP's cache keeps for the inverse input ``y``."""
-    return bijector._cache.inverse_attributes(y, **kwargs)
-
-
 # --------------------------------------------------------------------------- Keras
 
 

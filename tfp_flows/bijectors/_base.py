@@ -1,10 +1,9 @@
 """The base class of tfp_flows' bijectors: TFP's ``Bijector`` plus a strict dtype check;
-``LogDetWithMap``: the log-det computed with the map and read back from TFP's cache."""
+``LogDetWithMap``: a mixin whose log-det is computed with the map and read back from TFP's
+cache."""
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-from tfp_flows import _compat
 
 
 class FlowBijector(tfp.bijectors.Bijector):
@@ -50,12 +49,21 @@ class FlowBijector(tfp.bijectors.Bijector):
         return super().inverse_log_det_jacobian(y, event_ndims=event_ndims, name=name, **kwargs)
 
 
-class LogDetWithMap(FlowBijector):
-    """A ``FlowBijector`` whose subclass computes each direction's log-det with the map:
-    ``_augmented_forward(x, **kw) -> (y, {"fldj", "ildj"})`` and ``_augmented_inverse(y, **kw)
-    -> (x, {"ildj", "fldj"})``. The attributes go to TFP's bijector cache (the subclass sets
-    ``_cache = _compat.greedy_attrs_cache()``), so the log-det methods on the same tensor read
-    them back instead of running the map again."""
+class LogDetWithMap:
+    """Mixin for a bijector that computes each direction's log-det with its map, in one pass:
+    ``_augmented_forward(x, **kw) -> (y, {"ildj": log|det ∂x/∂y|})`` and
+    ``_augmented_inverse(y, **kw) -> (x, {"ildj": ...})``.
+
+    With ``_cache = _compat.greedy_attrs_cache()`` on the subclass, TFP's cache stores the
+    ``ildj`` with the map's output, and TFP's public log-det methods read it from there (they
+    look up ``ildj`` before calling ``_forward_log_det_jacobian`` / ``_inverse_log_det_jacobian``):
+    ``log_prob`` = ``inverse`` + ``inverse_log_det_jacobian`` of the same tensor runs the map (and
+    its network) once. The private log-det methods below run the map only for a tensor the map
+    has not seen.
+
+    List it before the ``tfb.Bijector`` base: ``class C(LogDetWithMap, FlowBijector)``, or over a
+    TFP bijector whose methods it replaces: ``class C(LogDetWithMap, tfb.SomeBijector)``.
+    """
 
     def _forward(self, x, **kwargs):
         return self._augmented_forward(x, **kwargs)[0]
@@ -64,13 +72,7 @@ class LogDetWithMap(FlowBijector):
         return self._augmented_inverse(y, **kwargs)[0]
 
     def _forward_log_det_jacobian(self, x, **kwargs):
-        attrs = _compat.forward_attributes(self, x, **kwargs)
-        if "fldj" not in attrs:
-            attrs.update(self._augmented_forward(x, **kwargs)[1])
-        return attrs["fldj"]
+        return -self._augmented_forward(x, **kwargs)[1]["ildj"]
 
     def _inverse_log_det_jacobian(self, y, **kwargs):
-        attrs = _compat.inverse_attributes(self, y, **kwargs)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y, **kwargs)[1])
-        return attrs["ildj"]
+        return self._augmented_inverse(y, **kwargs)[1]["ildj"]

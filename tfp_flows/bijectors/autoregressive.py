@@ -13,6 +13,7 @@ import tensorflow_probability as tfp
 
 from tfp_flows import _checks, _compat
 from tfp_flows.bijectors import transformers as _transformers
+from tfp_flows.bijectors._base import LogDetWithMap
 from tfp_flows.nn import MADE
 
 tfb = tfp.bijectors
@@ -44,7 +45,7 @@ class _Elementwise(tfb.Bijector):
         return self._transformer.inverse_and_log_det(y, self._params)[1]
 
 
-class MaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
+class MaskedAutoregressiveFlow(LogDetWithMap, tfb.MaskedAutoregressiveFlow):
     """MAF (Papamakarios et al., 2017): ``tfb.MaskedAutoregressiveFlow`` with a MADE conditioner.
 
     With ``θ = MADE(y, c) [..., D, P]`` (``θ_i`` depends on ``y_j`` of smaller degree only, and on
@@ -141,31 +142,13 @@ class MaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
         y, log_det = tf.while_loop(lambda *_: True, one_pass, (tf.zeros_like(x), tf.zeros_like(x)),
                                    maximum_iterations=self._event_size)
         fldj = tf.reduce_sum(log_det, axis=-1)
-        return y, {"fldj": fldj, "ildj": -fldj}
+        return y, {"ildj": -fldj}
 
     def _augmented_inverse(self, y, **condition_kwargs):
         y = self._prepare(y, condition_kwargs)
         x, log_det = self._transformer.inverse_and_log_det(y, self._made(y, **condition_kwargs))
         ildj = tf.reduce_sum(log_det, axis=-1)
-        return x, {"ildj": ildj, "fldj": -ildj}
-
-    def _forward(self, x, **condition_kwargs):
-        return self._augmented_forward(x, **condition_kwargs)[0]
-
-    def _inverse(self, y, **condition_kwargs):
-        return self._augmented_inverse(y, **condition_kwargs)[0]
-
-    def _forward_log_det_jacobian(self, x, **condition_kwargs):
-        attrs = _compat.forward_attributes(self, x, **condition_kwargs)
-        if "fldj" not in attrs:
-            attrs.update(self._augmented_forward(x, **condition_kwargs)[1])
-        return attrs["fldj"]
-
-    def _inverse_log_det_jacobian(self, y, **condition_kwargs):
-        attrs = _compat.inverse_attributes(self, y, **condition_kwargs)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y, **condition_kwargs)[1])
-        return attrs["ildj"]
+        return x, {"ildj": ildj}
 
 
 def inverse_autoregressive_flow(event_size: int, transformer="affine",

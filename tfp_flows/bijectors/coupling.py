@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfp_flows import _checks, _compat
 from tfp_flows.bijectors import transformers as transformers_lib
-from tfp_flows.bijectors._base import FlowBijector
+from tfp_flows.bijectors._base import FlowBijector, LogDetWithMap
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask
 from tfp_flows.nn import MLP
 
@@ -88,7 +88,7 @@ def _resolve_split(split, d, conditional):
     return np.sort(cond), np.sort(trans)
 
 
-class Coupling(FlowBijector):
+class Coupling(LogDetWithMap, FlowBijector):
     """Coupling layer ``y_T = τ(x_T; NN(x_K, c))`` (see the module docstring).
 
     Args:
@@ -232,31 +232,11 @@ class Coupling(FlowBijector):
 
     def _augmented_forward(self, x, conditional_input=None):
         y, fldj = self._apply(x, conditional_input, "forward_and_log_det")
-        return y, {"fldj": fldj, "ildj": -fldj}
+        return y, {"ildj": -fldj}
 
     def _augmented_inverse(self, y, conditional_input=None):
         x, ildj = self._apply(y, conditional_input, "inverse_and_log_det")
-        return x, {"ildj": ildj, "fldj": -ildj}
-
-    def _forward(self, x, conditional_input=None):
-        return self._augmented_forward(x, conditional_input)[0]
-
-    def _inverse(self, y, conditional_input=None):
-        return self._augmented_inverse(y, conditional_input)[0]
-
-    def _forward_log_det_jacobian(self, x, conditional_input=None):
-        kwargs = {} if conditional_input is None else {"conditional_input": conditional_input}
-        attrs = _compat.forward_attributes(self, x, **kwargs)
-        if "fldj" not in attrs:
-            attrs.update(self._augmented_forward(x, conditional_input)[1])
-        return attrs["fldj"]
-
-    def _inverse_log_det_jacobian(self, y, conditional_input=None):
-        kwargs = {} if conditional_input is None else {"conditional_input": conditional_input}
-        attrs = _compat.inverse_attributes(self, y, **kwargs)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y, conditional_input)[1])
-        return attrs["ildj"]
+        return x, {"ildj": ildj}
 
 
 __all__ = ["Coupling", "channel_split", "checkerboard_split", "half_split"]

@@ -19,10 +19,10 @@ import tensorflow as tf
 from tfp_flows import _checks, _compat
 from tfp_flows._variables import make_variable
 from tfp_flows.bijectors import transformers as transformers_lib
-from tfp_flows.bijectors._base import LogDetWithMap
+from tfp_flows.bijectors._base import FlowBijector, LogDetWithMap
 
 
-class Elementwise(LogDetWithMap):
+class Elementwise(LogDetWithMap, FlowBijector):
     """``y_S = τ(x_S; θ)``, ``θ [|S|, P]`` learned, identity at initialisation.
 
     Args:
@@ -88,11 +88,11 @@ class Elementwise(LogDetWithMap):
 
     def _augmented_forward(self, x):
         y, fldj = self._apply(x, "forward_and_log_det")
-        return y, {"fldj": fldj, "ildj": -fldj}
+        return y, {"ildj": -fldj}
 
     def _augmented_inverse(self, y):
         x, ildj = self._apply(y, "inverse_and_log_det")
-        return x, {"ildj": ildj, "fldj": -ildj}
+        return x, {"ildj": ildj}
 
 
 __all__ = ["Elementwise"]
