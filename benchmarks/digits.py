@@ -77,7 +77,9 @@ WEIGHT_DECAY = 0.5
 # step of a_spline had not finished its first 50 steps after 35 min (2026-12-03, load ≈ 6),
 # while the graph step runs ≈ 0.5 s after an 80 s trace. TFP's spline graph is large: the
 # smoke-size a_spline gradient has 30.8k ops (trace 82 s) against model a's 5.9k (10 s).
-# XLA and graph mode compute the same bound; only the time differs.
+# XLA and graph mode compute the same bound; only the time differs. Measured where the XLA
+# time goes (benchmarks/README.md, Digits): minutes of compiling and a fused 32-step loop
+# 3–5× slower per step than graph mode; FlowModel.compile warns about it (training.slow_xla).
 
 
 def make_optimizer(kind, lr, steps):

@@ -3,6 +3,9 @@
 Round trips and log-dets of ``MultiScaleRealNVP`` are covered by the shared contract suite.
 """
 
+import warnings
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,6 +15,7 @@ from tfp_flows import bijectors as fb
 from tfp_flows import flows
 from tfp_flows.bijectors import multiscale
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze, unsqueeze
+from tfp_flows.training import FlowModel
 
 
 def test_squeeze_moves_each_2x2_block_into_channels():
@@ -148,3 +152,18 @@ def test_wrong_event_size_is_named():
         multiscale.MultiScaleRealNVP((8, 8, 1), network="resnet")
     with pytest.raises(ValueError, match="Unknown transformer 'cubic'"):
         multiscale.MultiScaleRealNVP((8, 8, 1), transformer="cubic")
+
+
+def _conv_flow(transformer):
+    return flows.multiscale_realnvp(couplings_per_scale=1, final_couplings=1, hidden_layers=(1,),
+                                    network="conv", filters=4, transformer=transformer, seed=0)
+
+
+def test_compile_warns_that_xla_is_slow_for_spline_conv_multiscale():
+    with pytest.warns(UserWarning, match="spline with a convolutional conditioner.*"
+                                         "jit_compile=False"):
+        FlowModel(_conv_flow("spline")).compile(keras.optimizers.Adam())
+    for transformer, jit in (("spline", False), ("affine", None)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            FlowModel(_conv_flow(transformer)).compile(keras.optimizers.Adam(), jit_compile=jit)

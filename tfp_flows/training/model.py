@@ -30,7 +30,7 @@ from tfp_flows import _checks, _compat
 from tfp_flows import flows as _flows
 from tfp_flows._mode import training_mode
 from tfp_flows._variables import keras_variable_of
-from tfp_flows.training import checks, distributed, execution, objectives, step
+from tfp_flows.training import checks, distributed, execution, objectives, slow_xla, step
 from tfp_flows.training.guards import NaNGuard
 
 
@@ -271,13 +271,18 @@ class FlowModel(keras.Model):
         (``on_train_batch_end``, the progress bar) then run every 32 batches; pass
         ``steps_per_execution=1`` to see every batch. The same defaults hold under
         ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` (``training.distributed``:
-        there XLA compiles each replica's loss and gradients).
+        there XLA compiles each replica's loss and gradients). With XLA it warns for a flow
+        whose XLA step is known to be slower than graph mode (``training.slow_xla``: spline
+        multi-scale flows with convolutional conditioners).
         """
         if loss is not None:
             raise TypeError("FlowModel's loss is fixed (negative log-likelihood or reverse KL); "
                             f"do not pass `loss` (got {loss!r}).")
         if jit_compile is None or jit_compile == "auto":
             jit_compile = True
+        reason = slow_xla.slow_under_xla(self._distribution) if jit_compile else None
+        if reason:
+            warnings.warn(f"FlowModel.compile: {reason}.", UserWarning, stacklevel=2)
         if steps_per_execution is None:
             steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
         super().compile(optimizer=optimizer, jit_compile=jit_compile,

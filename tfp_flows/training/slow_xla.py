@@ -1,0 +1,52 @@
+"""Flows whose XLA train step is known to be slower than graph mode (issue 10).
+
+A ``MultiScaleRealNVP`` whose couplings are rational-quadratic splines with convolutional
+conditioners (``flows.multiscale_realnvp(network="conv", transformer="spline")``) trains far
+slower under ``FlowModel``'s default XLA step than in graph mode. Measured 2026-12-03 on 2
+shared CPU cores (load 9–12), batch 512 of 8×8 digits, the smoke-size flow of
+``benchmarks/digits.py`` under ``fit``: with the default 32 steps fused into one XLA loop the
+first 32 steps took 448 s and then ≈ 2.5 s per step; with ``steps_per_execution=1`` the first
+8 steps took 289 s (compiling) and then 0.4 s per step. Its graph-mode step took
+0.45–0.7 s. The full-size flow's single loss-and-gradient step took ≈ 4 s under XLA against
+≈ 2 s in graph mode. The time is spread over the conditioners' convolution gradients, layout
+copies and the spline's gathers (XLA CPU profile in ``benchmarks/README.md``, Digits).
+
+``FlowModel.compile`` warns (``slow_under_xla``) when such a flow is compiled with XLA.
+"""
+
+import tensorflow_probability as tfp
+
+from tfp_flows.bijectors.coupling import Coupling
+from tfp_flows.bijectors.multiscale import ImageConditioner
+from tfp_flows.bijectors.transformers import RationalQuadraticSpline
+
+tfb = tfp.bijectors
+
+
+def _bijectors(bijector):
+    """``bijector`` and every bijector inside it (``Chain``, ``Invert``, multi-scale flows)."""
+    yield bijector
+    for child in getattr(bijector, "bijectors", None) or ():
+        yield from _bijectors(child)
+    inner = getattr(bijector, "bijector", None)
+    if isinstance(inner, tfb.Bijector):
+        yield from _bijectors(inner)
+
+
+def slow_under_xla(distribution) -> str | None:
+    """Why ``distribution``'s XLA train step is known to be slow, or None."""
+    bijector = getattr(distribution, "bijector", None)
+    if not isinstance(bijector, tfb.Bijector):
+        return None
+    for b in _bijectors(bijector):
+        if (isinstance(b, Coupling) and isinstance(b.transformer, RationalQuadraticSpline)
+                and isinstance(b.conditioner, ImageConditioner)):
+            return (f"coupling {b.name!r} is a rational-quadratic spline with a convolutional "
+                    "conditioner: for such multi-scale flows XLA compiles for minutes and "
+                    "its fused 32-step loop was measured 3-5x slower per step than graph mode "
+                    "(benchmarks/README.md, Digits); compile(..., jit_compile=False) trains "
+                    "them in graph mode")
+    return None
+
+
+__all__ = ["slow_under_xla"]
