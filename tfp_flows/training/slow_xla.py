@@ -3,13 +3,14 @@
 A ``MultiScaleRealNVP`` whose couplings are rational-quadratic splines with convolutional
 conditioners (``flows.multiscale_realnvp(network="conv", transformer="spline")``) trains far
 slower under ``FlowModel``'s default XLA step than in graph mode. Measured 2026-12-03 on 2
-shared CPU cores (load 9–12), batch 512 of 8×8 digits, the smoke-size flow of
+shared CPU cores (load 6–12), batch 512 of 8×8 digits, the smoke-size flow of
 ``benchmarks/digits.py`` under ``fit``: with the default 32 steps fused into one XLA loop the
 first 32 steps took 448 s and then ≈ 2.5 s per step; with ``steps_per_execution=1`` the first
-8 steps took 289 s (compiling) and then 0.4 s per step. Its graph-mode step took
-0.45–0.7 s. The full-size flow's single loss-and-gradient step took ≈ 4 s under XLA against
-≈ 2 s in graph mode. The time is spread over the conditioners' convolution gradients, layout
-copies and the spline's gathers (XLA CPU profile in ``benchmarks/README.md``, Digits).
+8 steps took 289 s (compiling) and then 0.4 s per step; in graph mode the first 32 steps
+took 124 s and then 0.53–0.60 s per step. The full-size flow's single loss-and-gradient
+step took ≈ 4 s under XLA against ≈ 2 s in graph mode. The time is spread over the
+conditioners' convolution gradients, layout copies and the spline's gathers (XLA CPU
+profile in ``benchmarks/README.md``, Digits).
 
 ``FlowModel.compile`` warns (``slow_under_xla``) when such a flow is compiled with XLA.
 """
