@@ -46,9 +46,9 @@ def slow_under_xla(distribution) -> str | None:
                 and isinstance(b.conditioner, ImageConditioner)):
             return (f"coupling {b.name!r} is a rational-quadratic spline with a convolutional "
                     "conditioner: for such multi-scale flows XLA compiles for minutes and "
-                    "its fused 32-step loop was measured 3-5x slower per step than graph mode "
-                    "(benchmarks/README.md, Digits); compile(..., jit_compile=False) trains "
-                    "them in graph mode")
+                    "its fused 32-step loop was measured 3-8x slower per step than one step "
+                    "per execution and than graph mode (benchmarks/README.md, Digits); "
+                    "compile(..., jit_compile=False) trains them in graph mode")
     return None
 
 
