@@ -88,8 +88,10 @@ def spline_pieces(bijector, x):
     """Piece of each transformed entry: 0 left tail, 1..K the bins, K + 1 right tail."""
     x = tf.constant(x, bijector.dtype)
     v_cond, v_trans, _ = bijector._split(x)
-    widths, _, _ = bijector.transformer.knots(bijector._params(v_cond, None))
-    knots = -bijector.transformer.bound + tf.math.cumsum(widths, axis=-1, exclusive=True)
+    widths, heights, _ = bijector.transformer.knots(bijector._params(v_cond, None))
+    # An inverted spline's forward input is the rational-quadratic map's output: bins of heights.
+    bins = heights if bijector.transformer.invert else widths
+    knots = -bijector.transformer.bound + tf.math.cumsum(bins, axis=-1, exclusive=True)
     inside = tf.reduce_sum(tf.cast(knots <= v_trans[..., None], tf.int32), axis=-1)
     right = v_trans >= bijector.transformer.bound
     k = bijector.transformer.num_bins
@@ -178,6 +180,9 @@ CASES = [
          context_size=2),
     Case("coupling_spline", coupling(fb.RationalQuadraticSpline(4, bound=2.0)), 3,
          edges=spline_edges, pieces=spline_pieces),
+    Case("coupling_spline_inverted",
+         coupling(fb.RationalQuadraticSpline(4, bound=2.0, invert=True)), 3,
+         edges=spline_edges, pieces=spline_pieces),
     Case("coupling_spline_mask_context",
          coupling(fb.RationalQuadraticSpline(4, bound=2.0), context_size=3,
                   split=lambda d: np.arange(d) % 2 == 1), 4, edges=spline_edges, context_size=3),
@@ -227,6 +232,10 @@ CASES = [
                                         dtype=dtype), 3, context_size=2),
     Case("flow_nsf", lambda dtype, d: flows.nsf(d, 2, num_bins=4, hidden_layers=[8], bound=2.0,
                                                 seed=1, dtype=dtype), 3, edges=spline_edges),
+    Case("flow_nsf_not_inverted",
+         lambda dtype, d: flows.nsf(d, 2, num_bins=4, hidden_layers=[8], bound=2.0,
+                                    invert_splines=False, seed=1, dtype=dtype), 3,
+         edges=spline_edges),
     Case("flow_nsf_marginal_data_affine",
          lambda dtype, d: flows.nsf(d, 2, num_bins=4, hidden_layers=[8], bound=2.0,
                                     marginal_splines=True, data_affine=True, seed=1,

@@ -345,6 +345,7 @@ TRANSFORMERS = {
     "affine": transformers.Affine(log_scale_bound=1.5),
     "affine_shift_only": transformers.Affine(shift_only=True),
     "spline": transformers.RationalQuadraticSpline(num_bins=4, bound=2.0),
+    "spline_inverted": transformers.RationalQuadraticSpline(num_bins=4, bound=2.0, invert=True),
     "piecewise_linear": transformers.PiecewiseLinear(num_bins=4),
     "piecewise_linear_not_inverted": transformers.PiecewiseLinear(num_bins=4, invert=False),
 }

@@ -69,10 +69,15 @@ class RationalQuadraticSpline:
     ``params = 0`` every bin has width and height ``2B/K`` and every derivative is 1: the identity.
 
     Outside ``[-B, B]`` ``y = x`` (log-det 0). Shapes as in the module docstring.
+
+    ``invert=True`` swaps the two directions: ``forward_and_log_det`` solves the spline's
+    quadratic and ``inverse_and_log_det`` evaluates the rational-quadratic map, so on the data
+    side of a flow (``log_prob``) the spline itself is evaluated, with its knots fixed in the
+    data's coordinates (the direction of autoregressive NSFs, which map data to base).
     """
 
     def __init__(self, num_bins: int = 8, bound: float = 5.0, min_width: float = 1e-3,
-                 min_height: float = 1e-3, min_derivative: float = 1e-3):
+                 min_height: float = 1e-3, min_derivative: float = 1e-3, invert: bool = False):
         self.num_bins = _checks.positive_int(num_bins, "num_bins")
         self.bound = _checks.positive_float(bound, "bound")
         self.min_width = float(min_width)
@@ -83,6 +88,7 @@ class RationalQuadraticSpline:
                                  f"{2 * self.bound / self.num_bins}), got {value!r}.")
         self.min_derivative = _checks.in_open_interval(min_derivative, 0.0, 1.0,
                                                        "min_derivative") if min_derivative else 0.0
+        self.invert = bool(invert)
         self.num_params = 3 * self.num_bins - 1
 
     def knots(self, params):
@@ -102,15 +108,22 @@ class RationalQuadraticSpline:
         return tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-self.bound)
 
     def forward_and_log_det(self, x, params):
+        return self._spline_inverse(x, params) if self.invert else self._spline_forward(x, params)
+
+    def inverse_and_log_det(self, y, params):
+        return self._spline_forward(y, params) if self.invert else self._spline_inverse(y, params)
+
+    def _spline_forward(self, x, params):
         spline = self.bijector(params)
         return spline.forward(x), spline.forward_log_det_jacobian(x, event_ndims=0)
 
-    def inverse_and_log_det(self, y, params):
+    def _spline_inverse(self, y, params):
         spline = self.bijector(params)
         return spline.inverse(y), spline.inverse_log_det_jacobian(y, event_ndims=0)
 
     def __repr__(self):
-        return f"RationalQuadraticSpline(num_bins={self.num_bins}, bound={self.bound})"
+        return (f"RationalQuadraticSpline(num_bins={self.num_bins}, bound={self.bound}, "
+                f"invert={self.invert})")
 
 
 class PiecewiseLinear:
