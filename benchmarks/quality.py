@@ -15,8 +15,8 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
   ``num_bins=16``; ``tfp_flows_nsf_marginal``: ``marginal_splines=True``;
   ``tfp_flows_nsf_affine``: ``data_affine=True``, the default since 2026-12-03;
   ``tfp_flows_nsf_no_affine``: ``data_affine=False``, the default before;
-  ``tfp_flows_nsf_marginal_affine``: both; ``tfp_flows_nsf_not_inverted``:
-  ``invert_splines=False``, the default before 2026-12-03's second session):
+  ``tfp_flows_nsf_marginal_affine``: both; ``tfp_flows_nsf_inverted``:
+  ``invert_splines=True``):
   a builder with one default changed, trained the same way (tuning runs);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
@@ -44,7 +44,7 @@ VARIANTS = {"tfp_flows_nsf_bound10": ("nsf", dict(bound=10.0)),
             "tfp_flows_nsf_no_affine": ("nsf", dict(data_affine=False)),
             "tfp_flows_nsf_marginal_affine": ("nsf", dict(marginal_splines=True,
                                                           data_affine=True)),
-            "tfp_flows_nsf_not_inverted": ("nsf", dict(invert_splines=False))}
+            "tfp_flows_nsf_inverted": ("nsf", dict(invert_splines=True))}
 
 
 def ours(config, event_size, seed, batch_norm=False):

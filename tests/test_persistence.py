@@ -161,18 +161,3 @@ def test_nsf_config_recorded_before_data_affine_rebuilds_without_it():
     new = [b.name for b in tfp_flows.flows.layers_of(tfp_flows.flows.build(**config))]
     assert len(new) == len(names) + 1 and any("affine" in n for n in new), new
 
-
-def test_nsf_config_recorded_before_invert_splines_rebuilds_uninverted():
-    """A ``flow_config`` saved before ``flows.nsf`` gained ``invert_splines`` (default True
-    since) rebuilds splines evaluated base -> data, as that flow had; the key, when present,
-    wins."""
-    config = tfp_flows.flows.nsf(2, num_layers=2, hidden_layers=[8], seed=0).flow_config
-    assert config["invert_splines"] is True
-    old = {k: v for k, v in config.items() if k != "invert_splines"}
-
-    def inverted(dist):
-        return [b.transformer.invert for b in tfp_flows.flows.layers_of(dist)
-                if isinstance(b, tfp_flows.bijectors.Coupling)]
-
-    assert inverted(tfp_flows.flows.build(**old)) == [False, False]
-    assert inverted(tfp_flows.flows.build(**config)) == [True, True]

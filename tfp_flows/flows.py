@@ -141,7 +141,7 @@ def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] =
 
 def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
         hidden_layers: Sequence[int] = (64, 64), bound: float = 5.0,
-        marginal_splines: bool = False, data_affine: bool = True, invert_splines: bool = True,
+        marginal_splines: bool = False, data_affine: bool = True, invert_splines: bool = False,
         context_size: int | None = None, seed: int | None = None, dtype: tf.DType = tf.float32,
         name: str = "nsf") -> tfd.TransformedDistribution:
     """Neural spline flow (Durkan et al., 2019): rational-quadratic spline couplings.
@@ -160,8 +160,8 @@ def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
     4.427 without, 3.548 with; the other benchmark sets within ±0.003, ``benchmarks/``).
     ``invert_splines``: the splines are ``RationalQuadraticSpline(invert=True)``, so ``log_prob``
     evaluates the rational-quadratic maps data -> base (knots fixed in the data's coordinates,
-    as zuko's NSF) and ``sample`` solves their quadratics. On by default: two spirals, seeds
-    0-2, test NLL 2.660 against 2.675 uninverted (zuko's NSF 2.660; ``benchmarks/``).
+    as zuko's NSF) and ``sample`` solves their quadratics. Off by default: it gains 0.016 nats
+    on two spirals (three seeds) but loses 0.005-0.007 on checkerboard (two seeds; ``benchmarks/``).
     """
     transformer = transformers.RationalQuadraticSpline(num_bins, bound, invert=invert_splines)
     return _couplings("nsf", transformer, event_size, num_layers, hidden_layers, False,
@@ -314,9 +314,8 @@ def build(builder: str, **kwargs) -> tfd.TransformedDistribution:
     """Rebuilds a flow from its ``flow_config``: ``build(**dist.flow_config)``."""
     if builder not in BUILDERS:
         raise ValueError(f"Unknown flow builder {builder!r}; expected one of {sorted(BUILDERS)}.")
-    if builder == "nsf":  # configs recorded before these options existed: the flow they built
+    if builder == "nsf":  # configs recorded before data_affine existed: no data-side affine
         kwargs.setdefault("data_affine", False)
-        kwargs.setdefault("invert_splines", False)
     return BUILDERS[builder](**kwargs)
 
 
