@@ -160,4 +160,3 @@ def test_nsf_config_recorded_before_data_affine_rebuilds_without_it():
     assert not any("affine" in n for n in names), names
     new = [b.name for b in tfp_flows.flows.layers_of(tfp_flows.flows.build(**config))]
     assert len(new) == len(names) + 1 and any("affine" in n for n in new), new
-
