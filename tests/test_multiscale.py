@@ -15,7 +15,7 @@ from tfp_flows import bijectors as fb
 from tfp_flows import flows
 from tfp_flows.bijectors import multiscale
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask, squeeze, unsqueeze
-from tfp_flows.training import FlowModel
+from tfp_flows.training import FlowModel, execution, slow_xla
 
 
 def test_squeeze_moves_each_2x2_block_into_channels():
@@ -167,3 +167,31 @@ def test_compile_warns_that_xla_is_slow_for_spline_conv_multiscale():
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             FlowModel(_conv_flow(transformer)).compile(keras.optimizers.Adam(), jit_compile=jit)
+
+
+def test_fit_runs_a_conv_flow_one_xla_step_per_call_with_the_same_batches(monkeypatch):
+    """A flow with a convolutional conditioner is not trained by the fused XLA loop (measured
+    slower, see ``training.slow_xla``); its 32-step executions train what one step per call
+    does. A 2-D flow still fuses."""
+    fused = []
+    original = execution.fused_steps
+    monkeypatch.setattr(execution, "fused_steps",
+                        lambda *a, **k: fused.append(a) or original(*a, **k))
+    assert not slow_xla.fuse_steps(_conv_flow("affine"))
+    assert slow_xla.fuse_steps(flows.realnvp(2, 2, [4], seed=0))
+    x = np.random.default_rng(0).uniform(size=[40 * 4, 64]).astype(np.float32)
+    weights = []
+    for spe in (1, 32):
+        tf.keras.utils.set_random_seed(0)
+        m = FlowModel(_conv_flow("affine"))
+        m.compile(keras.optimizers.Adam(1e-3), steps_per_execution=spe)
+        m.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+        assert int(m.optimizer.iterations) == 40
+        weights.append([w.numpy() for w in m.trainable_weights])
+    assert not fused, "the conv flow was trained by the fused XLA loop"
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    m = FlowModel(flows.realnvp(2, 2, [4], seed=0))
+    m.compile(keras.optimizers.Adam(1e-3))
+    m.fit(x[:, :2], batch_size=4, epochs=1, verbose=0)
+    assert fused, "the 2-D flow no longer fuses its steps"

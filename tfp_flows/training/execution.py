@@ -114,7 +114,7 @@ def _to_none(data):
         lambda v: None if isinstance(v, tf.experimental.Optional) else v, data)
 
 
-def multi_step_function(model, step_function, fallback, executions):
+def multi_step_function(model, step_function, fallback, executions, fuse=True):
     """A train function running ``executions.size`` steps of ``step_function`` per call.
 
     Args:
@@ -124,13 +124,14 @@ def multi_step_function(model, step_function, fallback, executions):
       fallback: Keras's train function, used for inputs that are not ``tf.data`` iterators
         (``train_on_batch``).
       executions: the ``Executions`` record shared with ``StepPlan`` and ``Progress``.
+      fuse: False to run each step as its own XLA call even where the steps could be fused.
 
     Returns:
       ``iterator -> logs`` of the last step that ran; raises ``StopIteration`` if the iterator
       was already exhausted (as Keras's does).
 
-    With ``jit_compile`` and no strategy, the steps of an execution run as one XLA computation
-    (``fused_steps``); otherwise each step is one call in a graph loop.
+    With ``jit_compile``, ``fuse`` and no strategy, the steps of an execution run as one XLA
+    computation (``fused_steps``); otherwise each step is one call in a graph loop.
     """
     strategy = model.distribute_strategy
     distributed_ = distributed.is_distributed(strategy)
@@ -165,7 +166,7 @@ def multi_step_function(model, step_function, fallback, executions):
             outputs = one_step.get_concrete_function(iterator.element_spec).structured_outputs
             initial["logs"] = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype),
                                                     outputs)
-            fusable = (model.jit_compile and not distributed_
+            fusable = (fuse and model.jit_compile and not distributed_
                        and isinstance(iterator, tf.data.Iterator)
                        and _dense(iterator.element_spec))
             initial["run"] = (fused_steps(step_function, iterator.element_spec,

@@ -481,7 +481,8 @@ class FlowModel(keras.Model):
         if ((self.steps_per_execution > 1 or distributed.is_distributed(strategy))
                 and not self.run_eagerly):
             self.train_function = execution.multi_step_function(
-                self, self.train_step, self.train_function, self._executions)
+                self, self.train_step, self.train_function, self._executions,
+                fuse=slow_xla.fuse_steps(self._distribution))
         return self.train_function
 
     def _callbacks(self, callbacks, verbose):
