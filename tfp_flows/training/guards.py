@@ -5,9 +5,7 @@
 
 * ``ok = isfinite(loss) and every gradient entry is finite`` (agreed across replicas);
 * ok: the optimizer applies the gradients and ``consecutive_bad_steps`` resets to 0;
-* not ok: weights, slots and ``iterations`` are left as they were (the optimizer is not
-  called; in a single-device XLA step its update is computed and discarded instead of
-  skipped by a ``tf.cond``: ``_apply_or_restore``),
+* not ok: the optimizer is not called at all (weights, slots and ``iterations`` untouched),
   ``skipped_steps`` and ``consecutive_bad_steps`` grow by one; every ``backoff_after``
   consecutive bad steps the learning rate is multiplied by ``backoff_factor``;
 * once ``consecutive_bad_steps >= stop_after`` every later step is skipped too (the weights
@@ -147,12 +145,10 @@ class NaNGuard:
                 "times). The weights are left at their last good values. Lower the learning "
                 "rate, add gradient clipping (e.g. global_clipnorm=1.0) or check the data.")
 
-    def apply(self, optimizer, loss, grads, variables, compiled=False):
+    def apply(self, optimizer, loss, grads, variables):
         """Applies ``grads`` to ``variables`` with ``optimizer`` iff the step is good.
 
-        Must be called in replica context (inside the train step). ``compiled``: the step is
-        traced for XLA on one device; the update is then computed every step and selected
-        (``_apply_or_restore``) instead of run under a ``tf.cond``. Returns the scalar bool
+        Must be called in replica context (inside the train step). Returns the scalar bool
         ``ok``.
         """
         ctx = tf.distribute.get_replica_context()
@@ -170,10 +166,7 @@ class NaNGuard:
                 loss_ok = ctx.all_reduce("sum", tf.cast(~loss_ok, tf.float32)) == 0
             running = self.consecutive_bad_steps < self.stop_after
             ok = loss_ok & grad_ok & running
-            if compiled and replicas == 1 and optimizer.built:
-                _apply_or_restore(ok, optimizer, grads, variables)
-            else:
-                _apply_if(ok, optimizer, grads, variables)
+            _apply_if(ok, optimizer, grads, variables)
 
         # Steps after the stop are not counted: with steps_per_execution > 1, fit only sees
         # the stop at the end of an execution, and the counters should not depend on that.
@@ -271,21 +264,3 @@ def _apply_if(ok, optimizer, grads, variables):
         tf.cond(ok, apply_each, skip)
 
     tf.distribute.get_replica_context().merge_call(cross_replica, args=(ok, grads))
-
-
-def _apply_or_restore(ok, optimizer, grads, variables):
-    """``optimizer.apply(grads, variables)``, then every variable it may write (``variables``
-    and ``optimizer.variables``: slots, ``iterations``) set back to its previous value where
-    ``ok`` is False: the same state as ``_apply_if``, bit for bit.
-
-    Inside XLA's ``while`` loop a ``tf.cond`` returns the variables it may write as new buffers,
-    which XLA copies back into the loop's state every step; the select fuses into the update
-    (``fit``'s fused step of the 8-coupling 2×64 RealNVP with Adam: 62 → 29 copies, 381 → 352
-    kernels). A bad step computes an update from non-finite gradients and discards it.
-    """
-    state = list(variables) + [v for v in optimizer.variables
-                               if all(v is not w for w in variables)]
-    before = [tf.convert_to_tensor(v) for v in state]
-    optimizer.apply(grads, variables)
-    for v, old in zip(state, before):
-        v.assign(tf.where(ok, tf.convert_to_tensor(v), old))

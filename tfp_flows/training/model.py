@@ -387,8 +387,7 @@ class FlowModel(keras.Model):
         # either way this is the one step of step.py: gradients, then the guarded update.
         gradients = getattr(self, "_replica_gradients", None) or self.compute_loss_and_gradients
         loss, weight, metrics, grads = gradients(data)
-        compiled = self.jit_compile and not distributed.is_distributed(self.distribute_strategy)
-        ok = self.guard.apply(self.optimizer, loss, grads, self.trainable_variables, compiled)
+        ok = self.guard.apply(self.optimizer, loss, grads, self.trainable_variables)
         logs = self._update_metrics(loss, weight, metrics, ok)
         logs.update(self.guard.logs())
         return logs
