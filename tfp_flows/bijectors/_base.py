@@ -5,6 +5,8 @@ cache."""
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_flows import _compat
+
 
 class FlowBijector(tfp.bijectors.Bijector):
     """``tfb.Bijector`` whose public methods refuse inputs of another dtype.
@@ -54,16 +56,17 @@ class LogDetWithMap:
     ``_augmented_forward(x, **kw) -> (y, {"ildj": log|det ∂x/∂y|})`` and
     ``_augmented_inverse(y, **kw) -> (x, {"ildj": ...})``.
 
-    With ``_cache = _compat.greedy_attrs_cache()`` on the subclass, TFP's cache stores the
-    ``ildj`` with the map's output, and TFP's public log-det methods read it from there (they
-    look up ``ildj`` before calling ``_forward_log_det_jacobian`` / ``_inverse_log_det_jacobian``):
-    ``log_prob`` = ``inverse`` + ``inverse_log_det_jacobian`` of the same tensor runs the map (and
-    its network) once. The private log-det methods below run the map only for a tensor the map
-    has not seen.
+    Its ``_cache`` (TFP's greedy-attrs cache) stores the ``ildj`` with the map's output, and
+    TFP's public log-det methods read it from there (they look up ``ildj`` before calling
+    ``_forward_log_det_jacobian`` / ``_inverse_log_det_jacobian``): ``log_prob`` = ``inverse`` +
+    ``inverse_log_det_jacobian`` of the same tensor runs the map (and its network) once. The
+    private log-det methods below run the map only for a tensor the map has not seen.
 
     List it before the ``tfb.Bijector`` base: ``class C(LogDetWithMap, FlowBijector)``, or over a
     TFP bijector whose methods it replaces: ``class C(LogDetWithMap, tfb.SomeBijector)``.
     """
+
+    _cache = _compat.greedy_attrs_cache()
 
     def _forward(self, x, **kwargs):
         return self._augmented_forward(x, **kwargs)[0]

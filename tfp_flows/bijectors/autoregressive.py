@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows import _checks, _compat
+from tfp_flows import _checks
 from tfp_flows.bijectors import transformers as _transformers
 from tfp_flows.bijectors._base import LogDetWithMap
 from tfp_flows.nn import MADE
@@ -82,8 +82,6 @@ class MaskedAutoregressiveFlow(LogDetWithMap, tfb.MaskedAutoregressiveFlow):
     is created on the first call (with the input's dtype) through ``make_variable``, so
     ``tf.Module`` tracking (TFP) and ``FlowModel`` (Keras) see it.
     """
-
-    _cache = _compat.greedy_attrs_cache()
 
     def __init__(self, event_size: int, transformer="affine",
                  hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfp_flows import _checks, _compat
+from tfp_flows import _checks
 from tfp_flows.bijectors import transformers as transformers_lib
 from tfp_flows.bijectors._base import FlowBijector, LogDetWithMap
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask
@@ -112,8 +112,6 @@ class Coupling(LogDetWithMap, FlowBijector):
     Raises ``ValueError`` for an input whose last axis is not ``D`` or a context whose last
     axis is not ``C``, and when the context is missing or unexpected.
     """
-
-    _cache = _compat.greedy_attrs_cache()
 
     def __init__(self, event_size: int, transformer="affine", split=None, conditioner=None,
                  hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,

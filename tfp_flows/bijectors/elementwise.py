@@ -16,7 +16,7 @@ entry (the first coordinate of an autoregressive flow, Durkan et al. 2019), or w
 import numpy as np
 import tensorflow as tf
 
-from tfp_flows import _checks, _compat
+from tfp_flows import _checks
 from tfp_flows._variables import make_variable
 from tfp_flows.bijectors import transformers as transformers_lib
 from tfp_flows.bijectors._base import FlowBijector, LogDetWithMap
@@ -34,8 +34,6 @@ class Elementwise(LogDetWithMap, FlowBijector):
     Raises ``ValueError`` for an input whose last axis is not ``D``. As ``Coupling``, each
     direction computes its log-det with the map and hands it to TFP's bijector cache.
     """
-
-    _cache = _compat.greedy_attrs_cache()
 
     def __init__(self, event_size: int, transformer="spline", indices=None,
                  dtype: tf.DType = tf.float32, validate_args: bool = False,
