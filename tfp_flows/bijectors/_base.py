@@ -79,3 +79,12 @@ class LogDetWithMap:
 
     def _inverse_log_det_jacobian(self, y, **kwargs):
         return self._augmented_inverse(y, **kwargs)[1]["ildj"]
+
+
+def nested_bijectors(bijector):
+    """``bijector`` and every bijector inside it (``tfb.Chain``'s ``bijectors``, ``tfb.Invert``'s
+    ``bijector``, multi-scale flows), depth first."""
+    yield bijector
+    for child in getattr(bijector, "bijectors", None) or [getattr(bijector, "bijector", None)]:
+        if isinstance(child, tfp.bijectors.Bijector):
+            yield from nested_bijectors(child)

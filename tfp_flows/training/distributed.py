@@ -27,7 +27,8 @@ import socket
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
+
+from tfp_flows.bijectors._base import nested_bijectors
 
 
 def is_distributed(strategy):
@@ -36,16 +37,9 @@ def is_distributed(strategy):
                                  tf.distribute.MultiWorkerMirroredStrategy))
 
 
-def _bijectors(bijector):
-    yield bijector
-    for child in getattr(bijector, "bijectors", None) or [getattr(bijector, "bijector", None)]:
-        if isinstance(child, tfp.bijectors.Bijector):
-            yield from _bijectors(child)
-
-
 def all_reduces_in_training(distribution):
     """The bijectors of ``distribution`` that all-reduce in training mode (``BatchNorm``)."""
-    return [b for b in _bijectors(distribution.bijector)
+    return [b for b in nested_bijectors(distribution.bijector)
             if getattr(b, "all_reduces_in_training", False)]
 
 

@@ -26,6 +26,7 @@ call per step, spline 1282/644/1283 against 404/203/162.
 
 import tensorflow_probability as tfp
 
+from tfp_flows.bijectors._base import nested_bijectors
 from tfp_flows.bijectors.coupling import Coupling
 from tfp_flows.bijectors.multiscale import ImageConditioner
 from tfp_flows.bijectors.transformers import RationalQuadraticSpline
@@ -33,22 +34,12 @@ from tfp_flows.bijectors.transformers import RationalQuadraticSpline
 tfb = tfp.bijectors
 
 
-def _bijectors(bijector):
-    """``bijector`` and every bijector inside it (``Chain``, ``Invert``, multi-scale flows)."""
-    yield bijector
-    for child in getattr(bijector, "bijectors", None) or ():
-        yield from _bijectors(child)
-    inner = getattr(bijector, "bijector", None)
-    if isinstance(inner, tfb.Bijector):
-        yield from _bijectors(inner)
-
-
 def _conv_couplings(distribution):
     """The couplings of ``distribution``'s bijector with a convolutional conditioner."""
     bijector = getattr(distribution, "bijector", None)
     if not isinstance(bijector, tfb.Bijector):
         return
-    for b in _bijectors(bijector):
+    for b in nested_bijectors(bijector):
         if isinstance(b, Coupling) and isinstance(b.conditioner, ImageConditioner):
             yield b
 
