@@ -105,6 +105,22 @@ def test_coupling_context_is_required_exactly_when_conditional():
         flows.context_kwargs(flows.nsf(2, 2, seed=0), tf.zeros([3]))
 
 
+def test_flow_model_refuses_conditional_bijectors_of_different_context_sizes():
+    import tfp_flows
+
+    chain = tfb.Chain([fb.Coupling(2, hidden_layers=[4], context_size=2, seed=0, name="a"),
+                       fb.Coupling(2, hidden_layers=[4], context_size=3, seed=1, name="b")])
+    dist = tfp.distributions.TransformedDistribution(flows.standard_normal(2), chain)
+    with pytest.raises(ValueError, match=r"contexts of different sizes \[2, 3\]"):
+        tfp_flows.FlowModel(dist)
+    same = tfb.Chain([fb.Coupling(2, hidden_layers=[4], context_size=3, seed=0, name="a"),
+                      tfb.Invert(fb.Coupling(2, hidden_layers=[4], context_size=3, seed=1,
+                                             name="b"))])
+    model = tfp_flows.FlowModel(tfp.distributions.TransformedDistribution(
+        flows.standard_normal(2), same))
+    assert model.context_size == 3
+
+
 def test_template_reused_for_a_different_width():
     template = fb.real_nvp_template([8], seed=0)
     tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=template).forward(tf.zeros([2, 2]))

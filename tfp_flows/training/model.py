@@ -30,6 +30,7 @@ from tfp_flows import _checks, _compat
 from tfp_flows import flows as _flows
 from tfp_flows._mode import training_mode
 from tfp_flows._variables import keras_variable_of
+from tfp_flows.bijectors._base import nested_bijectors
 from tfp_flows.training import checks, distributed, execution, objectives, slow_xla, step
 from tfp_flows.training.guards import NaNGuard
 
@@ -58,19 +59,24 @@ def flow_variables(distribution: tfp.distributions.Distribution) -> tuple[list, 
 
 
 def context_size_of(distribution: tfp.distributions.Distribution) -> int | None:
-    """``C`` of a conditional flow (its ``flow_config`` or its conditional bijectors), or None."""
+    """``C`` of a conditional flow (its ``flow_config`` or its conditional bijectors), or None.
+
+    Raises:
+      ValueError: if the flow's conditional bijectors expect contexts of different sizes (one
+        context ``c`` reaches all of them).
+    """
     config = getattr(distribution, "flow_config", None) or {}
     if config.get("context_size") is not None:
         return int(config["context_size"])
-    stack = [getattr(distribution, "bijector", None)]
-    while stack:
-        b = stack.pop()
-        if b is None:
-            continue
-        if getattr(b, "context_size", None) is not None:
-            return int(b.context_size)
-        stack.extend(getattr(b, "bijectors", None) or [getattr(b, "bijector", None)])
-    return None
+    bijector = getattr(distribution, "bijector", None)
+    sizes = set() if bijector is None else {
+        int(b.context_size) for b in nested_bijectors(bijector)
+        if getattr(b, "context_size", None) is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"{distribution.name}: its conditional bijectors expect contexts of "
+                         f"different sizes {sorted(sizes)}; one context `c` reaches all of "
+                         "them, so give them one `context_size`.")
+    return sizes.pop() if sizes else None
 
 
 def check_context(c, context_size, dtype, what="c"):
