@@ -162,15 +162,20 @@ def multi_step_function(model, step_function, fallback, executions, fuse=True):
     def function(iterator):
         if not isinstance(iterator, tf.data.Iterator | tf.distribute.DistributedIterator):
             return fallback(iterator)
-        if "logs" not in initial:  # the logs' structure, from the step's trace
-            outputs = one_step.get_concrete_function(iterator.element_spec).structured_outputs
+        if "logs" not in initial:  # the logs' structure, from the step's one trace
+            spec = iterator.element_spec
+            if (fuse and model.jit_compile and not distributed_
+                    and isinstance(iterator, tf.data.Iterator) and _dense(spec)):
+                # Tracing a flow's gradient can take tens of seconds (spline flows): the
+                # fused loop calls this trace instead of tracing the step a second time.
+                step = tf.function(lambda d: step_function(_to_none(d))).get_concrete_function(
+                    spec)
+                initial["run"] = fused_steps(step, spec, model.steps_per_execution)
+            else:
+                step = one_step.get_concrete_function(spec)  # `run` calls this trace
+                initial["run"] = run
             initial["logs"] = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype),
-                                                    outputs)
-            fusable = (fuse and model.jit_compile and not distributed_
-                       and isinstance(iterator, tf.data.Iterator)
-                       and _dense(iterator.element_spec))
-            initial["run"] = (fused_steps(step_function, iterator.element_spec,
-                                          model.steps_per_execution) if fusable else run)
+                                                    step.structured_outputs)
         size = executions.size or model.steps_per_execution
         ran, logs = initial["run"](iterator, tf.constant(size), initial["logs"])
         ran = int(ran)
@@ -191,6 +196,10 @@ def fused_steps(step_function, element_spec, capacity):
     """``run(iterator, n, initial_logs) -> (ran, logs)``: up to ``n <= capacity`` steps of
     ``step_function``, as few XLA computations as the batches allow (one when they agree).
 
+    ``step_function`` takes a batch structured as ``element_spec`` (empty
+    ``tf.experimental.Optional``s where Keras encodes None); a ``tf.function``'s concrete
+    function of that spec is called, not traced again, in the loop.
+
     The batches are pulled first, in order (a graph loop; a pulled batch is always used): a
     run of batches whose shapes agree with its first one is stacked into ``[capacity, B, ...]``
     tensors and trained by one ``jit_compile``'d ``tf.while_loop`` over its length, so the
@@ -206,7 +215,8 @@ def fused_steps(step_function, element_spec, capacity):
         return [flat[i] for i in dense]
 
     def rebuild(values):
-        flat = list(tf.nest.flatten(tf.nest.map_structure(lambda _: None, element_spec)))
+        flat = [tf.experimental.Optional.empty(s.element_spec)
+                if isinstance(s, tf.OptionalSpec) else None for s in flat_spec]
         for i, v in zip(dense, values):
             flat[i] = v
         return tf.nest.pack_sequence_as(element_spec, flat)
