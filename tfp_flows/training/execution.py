@@ -16,7 +16,9 @@ Here:
   ``steps`` as ``dataset.take(steps)`` and Keras's own loop ends where the data end;
 * ``Progress`` (a ``ProgbarLogger``) shows the number of steps that ran and hides the NaN guard's
   counters while they are 0 (they stay in the logs and ``history``);
-* ``LastStepIndex`` hands a user's batch callbacks the index of the last step that ran.
+* ``LastStepIndex`` hands a user's batch callbacks the index of the last step that ran;
+* ``ArrayBatches``: ``fit`` on arrays slices and gathers each step's batch inside the
+  execution's XLA computation instead of reading Keras's per-epoch ``tf.data`` pipeline.
 """
 
 import keras
@@ -44,7 +46,7 @@ class ArrayBatches:
     arrays stay where they are: once per epoch an order of the rows is drawn (Keras's:
     ``tf.random.shuffle(tf.range(N))``, or ``range(N)`` with ``shuffle=False``) and each step
     of an execution slices its ``batch_size`` indices out of the order and gathers its rows
-    inside the one XLA computation (``train``). Batch ``j`` of an epoch holds the rows
+    inside the execution's XLA computation (``multi_step_function``). Batch ``j`` of an epoch holds the rows
     ``order[j·B : (j+1)·B]``: ``ceil(N / B)`` batches, the last one short when ``B`` does not
     divide ``N``, in Keras's order. Keras's own epoch loop still counts the steps, calls the
     callbacks and validates: it is handed ``stand_in()``, a dataset of ``ceil(N / B)``
