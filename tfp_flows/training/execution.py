@@ -46,11 +46,11 @@ class ArrayBatches:
     arrays stay where they are: once per epoch an order of the rows is drawn (Keras's:
     ``tf.random.shuffle(tf.range(N))``, or ``range(N)`` with ``shuffle=False``) and each step
     of an execution slices its ``batch_size`` indices out of the order and gathers its rows
-    inside the execution's XLA computation (``multi_step_function``). Batch ``j`` of an epoch holds the rows
-    ``order[j·B : (j+1)·B]``: ``ceil(N / B)`` batches, the last one short when ``B`` does not
-    divide ``N``, in Keras's order. Keras's own epoch loop still counts the steps, calls the
-    callbacks and validates: it is handed ``stand_in()``, a dataset of ``ceil(N / B)``
-    elements that is never read.
+    inside the execution's XLA computation (``multi_step_function``). Batch ``j`` of an
+    epoch holds the rows ``order[j·B : (j+1)·B]``: ``ceil(N / B)`` batches, the last one
+    short when ``B`` does not divide ``N``, in Keras's order. Keras's own epoch loop still
+    counts the steps, calls the callbacks and validates: it is handed ``stand_in()``, a
+    dataset of ``ceil(N / B)`` elements that is never read.
 
     Args:
       data: the batch structure of the whole data, ``(x,)``, ``(x, c)`` or ``(x, c, w)``
