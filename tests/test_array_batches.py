@@ -120,3 +120,20 @@ def test_a_dataset_is_read_as_before(monkeypatch):
     m = model()
     m.fit(tf.data.Dataset.from_tensor_slices((X, C)).batch(B), epochs=1, verbose=0)
     assert orders.orders == [] and int(m.optimizer.iterations) == 16
+
+
+def test_a_float64_flow_trains_on_its_float64_rows():
+    """Keras's array path casts float64 arrays to float32 (``floatx``) before a float64 flow
+    sees them; the rows gathered in the compiled steps keep the flow's dtype, as a float64
+    dataset does."""
+    x = X.astype(np.float64) + 1e-9  # not representable in float32
+
+    def model64():
+        m = FlowModel(flows.realnvp(2, 2, [8], seed=1, dtype=tf.float64))
+        m.compile(optimizer=keras.optimizers.Adam(1e-2), steps_per_execution=K)
+        return m
+
+    a, b = model64(), model64()
+    ha = a.fit(x, batch_size=B, epochs=1, shuffle=False, verbose=0)
+    hb = b.fit(tf.data.Dataset.from_tensor_slices(x).batch(B), epochs=1, verbose=0)
+    assert_same_training(a, b, ha.history, hb.history)

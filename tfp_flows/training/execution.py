@@ -50,7 +50,9 @@ class ArrayBatches:
     epoch holds the rows ``order[j·B : (j+1)·B]``: ``ceil(N / B)`` batches, the last one
     short when ``B`` does not divide ``N``, in Keras's order. Keras's own epoch loop still
     counts the steps, calls the callbacks and validates: it is handed ``stand_in()``, a
-    dataset of ``ceil(N / B)`` elements that is never read.
+    dataset of ``ceil(N / B)`` elements that is never read. The rows keep the dtype
+    ``FlowModel`` checked them to (the flow's), where Keras's array path casts float64
+    arrays to float32 (``floatx``) first.
 
     Args:
       data: the batch structure of the whole data, ``(x,)``, ``(x, c)`` or ``(x, c, w)``
