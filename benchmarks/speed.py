@@ -8,9 +8,10 @@ ratios (both sides of a ratio saw similar load). Models:
 * ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step, NaN guard, 32 steps
   per execution);
 * ``tfp_flows_fit_array``: the same ``fit`` on the training array itself
-  (``fit(x, batch_size=512)``, Keras's array path: reshuffled every epoch, the last batch
-  short), the most common Keras input form; a round is one epoch (``ceil(n_train / 512)``
-  steps) instead of ``speed_round_steps``;
+  (``fit(x, batch_size=512)``: reshuffled every epoch, the last batch short; since
+  2026-12-07 batched inside the compiled steps, ``execution.ArrayBatches``), the most
+  common Keras input form; a round is one epoch (``ceil(n_train / 512)`` steps) instead of
+  ``speed_round_steps``;
 * ``tfp_flows_fit_no_guard``: the same with ``FlowModel(nan_guard=False)`` (cost of the guard);
 * ``tfp_flows_fit_spe1``: the same with ``steps_per_execution=1`` (Keras's default: one Python
   round trip per step);

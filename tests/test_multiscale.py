@@ -173,10 +173,13 @@ def test_fit_runs_a_conv_flow_one_xla_step_per_call_with_the_same_batches(monkey
     """A flow with a convolutional conditioner is not trained by the fused XLA loop (measured
     slower, see ``training.slow_xla``); its 32-step executions train what one step per call
     does. A 2-D flow still fuses."""
-    fused = []
+    fused, array_runs = [], []
     original = execution.fused_steps
     monkeypatch.setattr(execution, "fused_steps",
                         lambda *a, **k: fused.append(a) or original(*a, **k))
+    runs = execution.ArrayBatches.runs  # fit on arrays: the batches of fused executions
+    monkeypatch.setattr(execution.ArrayBatches, "runs",
+                        lambda self, *a: array_runs.append(a) or runs(self, *a))
     assert not slow_xla.fuse_steps(_conv_flow("affine"))
     assert slow_xla.fuse_steps(flows.realnvp(2, 2, [4], seed=0))
     x = np.random.default_rng(0).uniform(size=[40 * 4, 64]).astype(np.float32)
@@ -188,10 +191,17 @@ def test_fit_runs_a_conv_flow_one_xla_step_per_call_with_the_same_batches(monkey
         m.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
         assert int(m.optimizer.iterations) == 40
         weights.append([w.numpy() for w in m.trainable_weights])
+    m = FlowModel(_conv_flow("affine"))
+    m.compile(keras.optimizers.Adam(1e-3))
+    m.fit(x, batch_size=4, epochs=1, verbose=0)
+    assert int(m.optimizer.iterations) == 40
     assert not fused, "the conv flow was trained by the fused XLA loop"
+    assert not array_runs, "the conv flow's array batches were trained in fused executions"
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     m = FlowModel(flows.realnvp(2, 2, [4], seed=0))
     m.compile(keras.optimizers.Adam(1e-3))
-    m.fit(x[:, :2], batch_size=4, epochs=1, verbose=0)
+    m.fit(tf.data.Dataset.from_tensor_slices(x[:, :2]).batch(4), epochs=1, verbose=0)
     assert fused, "the 2-D flow no longer fuses its steps"
+    m.fit(x[:, :2], batch_size=4, epochs=1, verbose=0)
+    assert array_runs, "the 2-D flow's array batches are no longer trained in fused executions"

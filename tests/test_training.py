@@ -151,15 +151,20 @@ def test_learning_rate_schedule_and_default_jit_with_steps_per_execution():
     assert hist["loss"][1] < hist["loss"][0]
 
 
-def test_fused_fit_traces_the_step_once_for_every_batch_shape(monkeypatch):
-    """The fused XLA loop calls the step's one trace (tracing a spline flow's gradient takes
+@pytest.mark.parametrize("source", ["arrays", "dataset"])
+def test_fused_fit_traces_the_step_once_for_every_batch_shape(monkeypatch, source):
+    """The fused XLA steps call the step's one trace (tracing a spline flow's gradient takes
     tens of seconds): an epoch with a short last batch and a second epoch trace it once."""
     model = FlowModel(small_flow())
     model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=4)
     traces = []
     step = model.train_step
     monkeypatch.setattr(model, "train_step", lambda data: traces.append(1) or step(data))
-    model.fit(moons(200), batch_size=64, epochs=2, verbose=0)  # 3 batches of 64, one of 8
+    x = moons(200)  # 3 batches of 64, one of 8
+    if source == "arrays":
+        model.fit(x, batch_size=64, epochs=2, verbose=0)
+    else:
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(64), epochs=2, verbose=0)
     assert int(model.optimizer.iterations) == 8
     assert len(traces) == 1
 

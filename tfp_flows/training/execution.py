@@ -16,7 +16,9 @@ Here:
   ``steps`` as ``dataset.take(steps)`` and Keras's own loop ends where the data end;
 * ``Progress`` (a ``ProgbarLogger``) shows the number of steps that ran and hides the NaN guard's
   counters while they are 0 (they stay in the logs and ``history``);
-* ``LastStepIndex`` hands a user's batch callbacks the index of the last step that ran.
+* ``LastStepIndex`` hands a user's batch callbacks the index of the last step that ran;
+* ``ArrayBatches``: ``fit`` on arrays slices and gathers each step's batch inside the
+  execution's XLA computation instead of reading Keras's per-epoch ``tf.data`` pipeline.
 """
 
 import keras
@@ -33,6 +35,65 @@ class Executions:
         self.size = None   # steps the next execution may run; None: steps_per_execution
         self.begin = 0     # index of its first step in the epoch
         self.end = None    # index of the last step that ran in the epoch (None: none yet)
+        self.arrays = None  # ArrayBatches while fit trains arrays inside the compiled steps
+
+
+class ArrayBatches:
+    """Array data that ``fit`` trains batch by batch inside the compiled steps.
+
+    Keras's array path makes a ``tf.data`` pipeline per epoch (a shuffled index permutation,
+    a gather per batch) and the execution reads its batches from it one by one. Here the
+    arrays stay where they are: once per epoch an order of the rows is drawn (Keras's:
+    ``tf.random.shuffle(tf.range(N))``, or ``range(N)`` with ``shuffle=False``) and each step
+    of an execution slices its ``batch_size`` indices out of the order and gathers its rows
+    inside the execution's XLA computation (``multi_step_function``). Batch ``j`` of an
+    epoch holds the rows ``order[j·B : (j+1)·B]``: ``ceil(N / B)`` batches, the last one
+    short when ``B`` does not divide ``N``, in Keras's order. Keras's own epoch loop still
+    counts the steps, calls the callbacks and validates: it is handed ``stand_in()``, a
+    dataset of ``ceil(N / B)`` elements that is never read. The rows keep the dtype
+    ``FlowModel`` checked them to (the flow's), where Keras's array path casts float64
+    arrays to float32 (``floatx``) first.
+
+    Args:
+      data: the batch structure of the whole data, ``(x,)``, ``(x, c)`` or ``(x, c, w)``
+        (arrays or tensors of ``N`` rows).
+      batch_size: ``B``.
+      shuffle: draw a new order every epoch (True) or keep ``range(N)`` (False).
+    """
+
+    def __init__(self, data, batch_size, shuffle):
+        self.data = tuple(tf.convert_to_tensor(t) for t in data)
+        self.rows = int(self.data[0].shape[0])
+        self.batch_size = int(batch_size)
+        self.num_batches = -(-self.rows // self.batch_size)
+        self.shuffle = bool(shuffle)
+        self.order = None
+
+    def stand_in(self):
+        """What Keras iterates instead: ``num_batches`` elements per epoch, never read."""
+        return tf.data.Dataset.range(self.num_batches)
+
+    def new_epoch(self):
+        """Draws the epoch's order of the rows (int32 ``[N]``)."""
+        order = tf.range(self.rows, dtype=tf.int32)
+        self.order = tf.random.shuffle(order) if self.shuffle else order
+
+    def spec(self):
+        """The ``TensorSpec``s of a batch."""
+        return tuple(tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in self.data)
+
+    def runs(self, begin, size):
+        """``[(first, count, rows)]``: the batches ``begin .. begin + size − 1`` (cut at the
+        epoch's end) as runs of equal batch sizes (the short last batch is a run of its own)."""
+        end = min(begin + size, self.num_batches)
+        short = self.rows - (self.num_batches - 1) * self.batch_size
+        full_end = self.num_batches - (short < self.batch_size)
+        runs = []
+        if begin < min(end, full_end):
+            runs.append((begin, min(end, full_end) - begin, self.batch_size))
+        if end > full_end:
+            runs.append((full_end, 1, short))
+        return runs
 
 
 class StepPlan(keras.callbacks.Callback):
@@ -159,7 +220,41 @@ def multi_step_function(model, step_function, fallback, executions, fuse=True):
 
     initial = {}
 
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def train_arrays(data, order, first, count, batch_size, rows, initial_logs):
+        """``count`` steps on the batches ``first, first + 1, ...`` (of ``batch_size`` rows
+        in the order; these have ``rows`` rows each)."""
+        def body(i, logs):
+            indices = tf.slice(order, [(first + i) * batch_size], [rows])
+            return i + 1, initial["array_step"](tuple(tf.gather(t, indices) for t in data))
+
+        _, logs = tf.while_loop(lambda i, logs: i < count, body, [tf.constant(0), initial_logs])
+        return logs
+
+    def run_arrays(arrays):
+        """The execution's steps on ``arrays`` (``ArrayBatches``); ``(ran, logs)``."""
+        if "array_logs" not in initial:  # the step's one trace, for every batch size
+            step = initial["array_step"] = tf.function(step_function).get_concrete_function(
+                arrays.spec())
+            initial["array_logs"] = tf.nest.map_structure(
+                lambda t: tf.zeros(t.shape, t.dtype), step.structured_outputs)
+        if executions.begin == 0:
+            arrays.new_epoch()
+        logs, ran = initial["array_logs"], 0
+        for first, count, rows in arrays.runs(executions.begin,
+                                              executions.size or model.steps_per_execution):
+            logs = train_arrays(arrays.data, arrays.order, tf.constant(first),
+                                tf.constant(count), arrays.batch_size, rows, logs)
+            ran += count
+        return ran, logs
+
     def function(iterator):
+        if executions.arrays is not None:
+            ran, logs = run_arrays(executions.arrays)
+            if ran == 0:
+                raise StopIteration
+            executions.end = executions.begin + ran - 1
+            return logs
         if not isinstance(iterator, tf.data.Iterator | tf.distribute.DistributedIterator):
             return fallback(iterator)
         if "logs" not in initial:  # the logs' structure, from the step's one trace

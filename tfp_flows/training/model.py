@@ -511,6 +511,11 @@ class FlowModel(keras.Model):
         Runs exactly ``epochs × steps_per_epoch`` steps for every ``steps_per_execution``.
         A ``tf.data.Dataset`` is read ``steps_per_execution`` batches ahead (``prefetch``):
         the same batches in the same order, produced while the previous execution trains.
+        Arrays are batched inside the compiled steps (``execution.ArrayBatches``: Keras's
+        batches, sizes and order, with the rows' order drawn once per epoch), except with a
+        strategy, without XLA or fused steps, with ``steps_per_execution=1``,
+        ``steps_per_epoch``, ``validation_split`` or ``shuffle="batch"``, which keep Keras's
+        array pipeline.
         In reverse-KL mode ``x`` is not needed: ``fit(epochs=..., steps_per_epoch=...)``
         (``steps_per_epoch`` defaults to 100).
         """
@@ -537,14 +542,41 @@ class FlowModel(keras.Model):
             # An execution pulls its k batches before it trains them: with k batches in
             # flight the pipeline makes the next execution's while this one trains.
             x = x.prefetch(self.steps_per_execution)
+        arrays = self._array_batches(x, y, batch_size, steps_per_epoch, kwargs)
+        if arrays is not None:  # trained inside the compiled steps; Keras counts the steps
+            x, y, batch_size = arrays.stand_in(), None, None
+            kwargs.setdefault("validation_batch_size", arrays.batch_size)  # Keras's default
+            kwargs.update(shuffle=False, sample_weight=None)
         if not kwargs.get("initial_epoch"):  # a resumed fit keeps the guard's counters
             self.guard.reset()
         self.stop_reason = None
         callbacks = self._callbacks(callbacks, verbose) + [_GuardStop(self.guard)]
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                           callbacks=callbacks, validation_data=validation_data,
-                           steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                           **kwargs)
+        self._executions.arrays = arrays
+        try:
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                               callbacks=callbacks, validation_data=validation_data,
+                               steps_per_epoch=steps_per_epoch,
+                               validation_steps=validation_steps, **kwargs)
+        finally:
+            self._executions.arrays = None
+
+    def _array_batches(self, x, y, batch_size, steps_per_epoch, kwargs):
+        """``execution.ArrayBatches`` of array data that ``fit`` trains inside its compiled
+        steps (each execution one XLA computation gathering its batches), or None where
+        Keras's array pipeline stays: a strategy, no XLA or no fused steps,
+        ``steps_per_execution=1``, ``steps_per_epoch`` (epochs then cut through the data),
+        ``validation_split`` or ``shuffle="batch"``."""
+        shuffle = kwargs.get("shuffle", True)
+        if (self._target is not None or not isinstance(x, np.ndarray | tf.Tensor)
+                or steps_per_epoch is not None or kwargs.get("validation_split")
+                or shuffle not in (True, False) or self.steps_per_execution <= 1
+                or not self.jit_compile or self.run_eagerly
+                or distributed.is_distributed(self.distribute_strategy)
+                or not slow_xla.fuse_steps(self._distribution)):
+            return None
+        weights = kwargs.get("sample_weight")
+        data = (x,) if y is None else (x, y) if weights is None else (x, y, weights)
+        return execution.ArrayBatches(data, batch_size or 32, shuffle)  # Keras's default B
 
     def evaluate(self, x=None, y=None, steps=None, verbose="auto", callbacks=None, **kwargs):
         """Keras ``evaluate``; runs exactly ``steps`` batches (all of ``x`` if None). In
