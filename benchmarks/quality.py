@@ -44,7 +44,14 @@ VARIANTS = {"tfp_flows_nsf_bound10": ("nsf", dict(bound=10.0)),
             "tfp_flows_nsf_no_affine": ("nsf", dict(data_affine=False)),
             "tfp_flows_nsf_marginal_affine": ("nsf", dict(marginal_splines=True,
                                                           data_affine=True)),
-            "tfp_flows_nsf_inverted": ("nsf", dict(invert_splines=True))}
+            "tfp_flows_nsf_inverted": ("nsf", dict(invert_splines=True)),
+            "tfp_flows_nsf_lu": ("nsf", dict(mixing="lu")),
+            "tfp_flows_nsf_softclip": ("nsf", dict(softclip_knots=True)),
+            "tfp_flows_nsf_inverted_softclip": ("nsf", dict(invert_splines=True,
+                                                            softclip_knots=True)),
+            "tfp_flows_nsf_lu_inverted": ("nsf", dict(mixing="lu", invert_splines=True)),
+            "tfp_flows_nsf_lu_inverted_softclip": ("nsf", dict(mixing="lu", invert_splines=True,
+                                                               softclip_knots=True))}
 
 
 def ours(config, event_size, seed, batch_norm=False):
