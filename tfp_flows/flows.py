@@ -99,7 +99,7 @@ def _hidden_layers(hidden_layers):
 
 def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batch_norm,
                context_size, seed, dtype, name, config, marginal=None, data_affine=None,
-               mixing="permute"):
+               mixing="permute", bias_init="zeros"):
     """``num_layers`` couplings of the first ``D // 2`` entries to the rest, with a permutation
     (and optionally ``BatchNorm``) between them; records ``config`` as ``flow_config``.
 
@@ -122,8 +122,8 @@ def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batc
     layers = []
     for i in range(num_layers):
         layers.append(Coupling(event_size, transformer, hidden_layers=hidden_layers,
-                               context_size=context_size, seed=_seed(seed, i), dtype=dtype,
-                               name=f"coupling_{i}"))
+                               context_size=context_size, seed=_seed(seed, i),
+                               bias_init=bias_init, dtype=dtype, name=f"coupling_{i}"))
         if marginal is not None:
             layers.append(Elementwise(event_size, marginal, indices=np.arange(event_size // 2),
                                       dtype=dtype, name=f"marginal_{i}"))
@@ -159,7 +159,8 @@ def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] =
 def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
         hidden_layers: Sequence[int] = (64, 64), bound: float = 5.0,
         marginal_splines: bool = False, data_affine: bool = True, invert_splines: bool = False,
-        softclip_knots: bool = False, mixing: str = "permute", context_size: int | None = None,
+        softclip_knots: bool = False, mixing: str = "permute", hidden_bias_init: str = "zeros",
+        context_size: int | None = None,
         seed: int | None = None, dtype: tf.DType = tf.float32,
         name: str = "nsf") -> tfd.TransformedDistribution:
     """Neural spline flow (Durkan et al., 2019): rational-quadratic spline couplings.
@@ -187,9 +188,11 @@ def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
                       context_size, seed, dtype, name,
                       dict(num_bins=num_bins, bound=bound, marginal_splines=bool(marginal_splines),
                            data_affine=bool(data_affine), invert_splines=bool(invert_splines),
-                           softclip_knots=bool(softclip_knots), mixing=_check_mixing(mixing)),
+                           softclip_knots=bool(softclip_knots), mixing=_check_mixing(mixing),
+                           hidden_bias_init=hidden_bias_init),
                       marginal=transformer if marginal_splines else None,
-                      data_affine=transformers.Affine() if data_affine else None, mixing=mixing)
+                      data_affine=transformers.Affine() if data_affine else None, mixing=mixing,
+                      bias_init=hidden_bias_init)
 
 
 def planar(event_size: int, num_layers: int = 8, seed: int | None = None,
