@@ -16,8 +16,11 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
   ``tfp_flows_nsf_affine``: ``data_affine=True``, the default since 2026-12-03;
   ``tfp_flows_nsf_no_affine``: ``data_affine=False``, the default before;
   ``tfp_flows_nsf_marginal_affine``: both; ``tfp_flows_nsf_inverted``:
-  ``invert_splines=True``):
-  a builder with one default changed, trained the same way (tuning runs);
+  ``invert_splines=True``; 2026-12-07: ``_lu`` (``mixing="lu"``), ``_softclip``
+  (``softclip_knots``), ``_biases`` (``hidden_bias_init="uniform"``) and combinations;
+  ``tfp_flows_nsf_inverted_marginal_biases``: the defaults since 2026-12-07, spelled out;
+  ``tfp_flows_nsf_default_dec3``: the defaults before, spelled out):
+  a builder with some options set, trained the same way (tuning runs);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
 * ``tfp_realnvp``: the TFP reference (``reference.realnvp``, unbounded log-scale) in that loop;
@@ -44,7 +47,25 @@ VARIANTS = {"tfp_flows_nsf_bound10": ("nsf", dict(bound=10.0)),
             "tfp_flows_nsf_no_affine": ("nsf", dict(data_affine=False)),
             "tfp_flows_nsf_marginal_affine": ("nsf", dict(marginal_splines=True,
                                                           data_affine=True)),
-            "tfp_flows_nsf_inverted": ("nsf", dict(invert_splines=True))}
+            "tfp_flows_nsf_inverted": ("nsf", dict(invert_splines=True)),
+            "tfp_flows_nsf_lu": ("nsf", dict(mixing="lu")),
+            "tfp_flows_nsf_biases": ("nsf", dict(hidden_bias_init="uniform")),
+            "tfp_flows_nsf_inverted_biases": ("nsf", dict(hidden_bias_init="uniform",
+                                                          invert_splines=True)),
+            "tfp_flows_nsf_inverted_softclip_biases": ("nsf", dict(
+                hidden_bias_init="uniform", invert_splines=True, softclip_knots=True)),
+            "tfp_flows_nsf_inverted_marginal_biases": ("nsf", dict(
+                hidden_bias_init="uniform", invert_splines=True, marginal_splines=True)),
+            # flows.nsf's default from 2026-12-03 to 2026-12-07, spelled out
+            "tfp_flows_nsf_default_dec3": ("nsf", dict(
+                data_affine=True, invert_splines=False, marginal_splines=False,
+                hidden_bias_init="zeros")),
+            "tfp_flows_nsf_softclip": ("nsf", dict(softclip_knots=True)),
+            "tfp_flows_nsf_inverted_softclip": ("nsf", dict(invert_splines=True,
+                                                            softclip_knots=True)),
+            "tfp_flows_nsf_lu_inverted": ("nsf", dict(mixing="lu", invert_splines=True)),
+            "tfp_flows_nsf_lu_inverted_softclip": ("nsf", dict(mixing="lu", invert_splines=True,
+                                                               softclip_knots=True))}
 
 
 def ours(config, event_size, seed, batch_norm=False):

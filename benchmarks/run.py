@@ -44,6 +44,9 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="+", help="quality: only these data sets")
     parser.add_argument("--models", nargs="+",
                         help="quality / peers: only these models (torch_*: the peers)")
+    parser.add_argument("--seed", type=int,
+                        help="the protocol's seed (data, batches, initialisation; default "
+                             "0): repeats of a comparison on other seeds")
     args = parser.parse_args(argv)
 
     config = dict(protocol.SMOKE if args.smoke else protocol.FULL)
@@ -54,6 +57,8 @@ def main(argv=None):
         config["peer_models"] = [m for m in args.models if m.startswith("torch_")]
     if args.speed_models:
         config["speed_models"] = args.speed_models
+    if args.seed is not None:
+        config["seed"] = args.seed
     if args.peer_parts:
         config["peer_parts"] = args.peer_parts
     tf = protocol.configure_tensorflow(config)

@@ -29,10 +29,15 @@ import _common
 
 def parse(argv):
     # Measured 3 Dec 2026 on an idle 2-core machine with flows.nsf's defaults (data-side
-    # affine on): 119 s wall, test NLL 1.902 against the entropy floor 1.757.
+    # affine on): 119 s wall, test NLL 1.902 against the entropy floor 1.757. 7 Dec 2026,
+    # 2 cores shared with one other process (load ≈ 1.1), one run each: the 3 Dec defaults
+    # 130 s (first epoch 74 s), test NLL 1.902; the 7 Dec defaults (inverted and marginal
+    # splines, random hidden biases) 176 s (first epoch 116 s), test NLL 1.872 (gap 0.115).
     p = _common.parser(__doc__, "outputs/name_density",
-                       "about 2 minutes on 2 idle cores (119 s measured; 51 s of it is the "
-                       "first epoch, which compiles the XLA step)")
+                       "about 3 minutes (176 s measured on 2 cores shared with another "
+                       "process, 116 s of it the first epoch, which compiles the XLA step; "
+                       "flows.nsf's defaults before 7 Dec 2026: 130 s there, 119 s on 2 idle "
+                       "cores)")
     p.add_argument("--text", default="tfp_flows", help="the text to turn into a density")
     p.add_argument("--n-train", type=int, default=30000, help="training points")
     p.add_argument("--n-test", type=int, default=5000, help="held-out points for the test NLL")

@@ -346,6 +346,7 @@ TRANSFORMERS = {
     "affine_shift_only": transformers.Affine(shift_only=True),
     "spline": transformers.RationalQuadraticSpline(num_bins=4, bound=2.0),
     "spline_inverted": transformers.RationalQuadraticSpline(num_bins=4, bound=2.0, invert=True),
+    "spline_softclip": transformers.RationalQuadraticSpline(num_bins=4, bound=2.0, softclip=True),
     "piecewise_linear": transformers.PiecewiseLinear(num_bins=4),
     "piecewise_linear_not_inverted": transformers.PiecewiseLinear(num_bins=4, invert=False),
 }

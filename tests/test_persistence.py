@@ -160,3 +160,25 @@ def test_nsf_config_recorded_before_data_affine_rebuilds_without_it():
     assert not any("affine" in n for n in names), names
     new = [b.name for b in tfp_flows.flows.layers_of(tfp_flows.flows.build(**config))]
     assert len(new) == len(names) + 1 and any("affine" in n for n in new), new
+
+
+def test_nsf_config_recorded_before_the_2026_12_07_defaults_rebuilds_the_old_flow():
+    """``flows.nsf``'s defaults changed on 2026-12-07 (splines evaluated data -> base, marginal
+    splines, random hidden biases). A ``flow_config`` saved before has ``invert_splines`` and
+    ``marginal_splines`` recorded as False and no ``hidden_bias_init``: it rebuilds the old
+    flow (no marginal layers, zero hidden biases, splines the old way round)."""
+    config = tfp_flows.flows.nsf(2, num_layers=2, hidden_layers=[8], seed=0).flow_config
+    assert config["invert_splines"] and config["marginal_splines"]
+    assert config["hidden_bias_init"] == "uniform"
+    old = {k: v for k, v in config.items() if k != "hidden_bias_init"}
+    old.update(invert_splines=False, marginal_splines=False)
+    flow = tfp_flows.flows.build(**old)
+    layers = tfp_flows.flows.layers_of(flow)
+    assert not any("marginal" in b.name for b in layers), [b.name for b in layers]
+    coupling = layers[0]
+    assert not coupling.transformer.invert
+    for _, bias in coupling.conditioner.weights():
+        np.testing.assert_array_equal(bias.numpy(), 0.0)
+    new = tfp_flows.flows.layers_of(tfp_flows.flows.build(**config))
+    assert any("marginal" in b.name for b in new) and new[0].transformer.invert
+    assert np.any(new[0].conditioner.weights()[0][1].numpy() != 0.0)

@@ -68,6 +68,22 @@ def _mixing_permutation(event_size, seed, i):
     return random_permute(event_size, seed=_seed(seed, 1000 + i), name=f"permute_{i}")
 
 
+def _mixing(event_size, seed, i, mixing, dtype):
+    """The layer between couplings ``i`` and ``i + 1``: the permutation (``"permute"``), or
+    (``"lu"``) an ``LULinear`` that starts at that permutation and learns ``W = P·L·V``."""
+    permute = _mixing_permutation(event_size, seed, i)
+    if mixing == "permute":
+        return permute
+    return LULinear(event_size, init="identity", permutation=tf.get_static_value(
+        permute.permutation), dtype=dtype, name=f"lu_linear_{i}")
+
+
+def _check_mixing(mixing):
+    if mixing not in ("permute", "lu"):
+        raise ValueError(f"`mixing` must be 'permute' or 'lu', got {mixing!r}.")
+    return mixing
+
+
 def _hidden_layers(hidden_layers):
     """``hidden_layers`` as a list of positive ints, or a ``ValueError`` naming it."""
     try:
@@ -82,13 +98,14 @@ def _hidden_layers(hidden_layers):
 
 
 def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batch_norm,
-               context_size, seed, dtype, name, config, marginal=None, data_affine=None):
+               context_size, seed, dtype, name, config, marginal=None, data_affine=None,
+               mixing="permute", bias_init="zeros"):
     """``num_layers`` couplings of the first ``D // 2`` entries to the rest, with a permutation
     (and optionally ``BatchNorm``) between them; records ``config`` as ``flow_config``.
 
     ``marginal``: a transformer applied by ``Elementwise`` to the conditioning entries after
     each coupling; ``data_affine``: an ``Elementwise`` affine transformer as the last
-    (data-side) layer."""
+    (data-side) layer; ``mixing``: ``"permute"`` or ``"lu"`` (see ``_mixing``)."""
     seed = _concrete_seed(seed)
     config = dict(builder=builder, event_size=event_size, num_layers=num_layers,
                   hidden_layers=hidden_layers, **config, seed=seed,
@@ -105,15 +122,15 @@ def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batc
     layers = []
     for i in range(num_layers):
         layers.append(Coupling(event_size, transformer, hidden_layers=hidden_layers,
-                               context_size=context_size, seed=_seed(seed, i), dtype=dtype,
-                               name=f"coupling_{i}"))
+                               context_size=context_size, seed=_seed(seed, i),
+                               bias_init=bias_init, dtype=dtype, name=f"coupling_{i}"))
         if marginal is not None:
             layers.append(Elementwise(event_size, marginal, indices=np.arange(event_size // 2),
                                       dtype=dtype, name=f"marginal_{i}"))
         if batch_norm:
             layers.append(BatchNorm(event_size, dtype=dtype, name=f"batch_norm_{i}"))
         if i < num_layers - 1:
-            layers.append(_mixing_permutation(event_size, seed, i))
+            layers.append(_mixing(event_size, seed, i, mixing, dtype))
     if data_affine is not None:
         layers.append(Elementwise(event_size, data_affine, dtype=dtype, name="data_affine"))
     return _finish(layers, event_size, dtype, name, config)
@@ -141,35 +158,62 @@ def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] =
 
 def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
         hidden_layers: Sequence[int] = (64, 64), bound: float = 5.0,
-        marginal_splines: bool = False, data_affine: bool = True, invert_splines: bool = False,
+        marginal_splines: bool = True, data_affine: bool = True, invert_splines: bool = True,
+        hidden_bias_init: str = "uniform", softclip_knots: bool = False, mixing: str = "permute",
         context_size: int | None = None, seed: int | None = None, dtype: tf.DType = tf.float32,
         name: str = "nsf") -> tfd.TransformedDistribution:
     """Neural spline flow (Durkan et al., 2019): rational-quadratic spline couplings.
 
     As ``realnvp``, with ``transformers.RationalQuadraticSpline(num_bins, bound)`` as the
     elementwise map: monotone splines on ``[-bound, bound]`` with identity tails outside, knots
-    from an MLP of the conditioning half (and the context). A fresh flow is ``N(0, I)``.
+    from an MLP of the conditioning half (and the context). A fresh flow is ``N(0, I)`` (the
+    MLPs' last layers and every learned constant start at zero: every layer is the identity).
 
-    ``marginal_splines``: after each coupling, an ``Elementwise`` spline (learned constant
-    knots) on the entries the coupling conditioned on, so every layer moves every coordinate
-    (as an autoregressive NSF's first coordinate). ``data_affine``: a learned elementwise
-    ``y = x · exp(s) + t`` (``transformers.Affine``, ``|s| ≤ 2``) as the data-side layer, so
-    the splines' ``[-bound, bound]`` can follow the data's scale (identity at initialisation).
-    On by default: without it the identity tails cannot scale, and data reaching past
-    ``bound`` keep the base density's cost there (leaky-ReLU toy, ``|x|`` up to ~15: test NLL
-    4.427 without, 3.548 with; the other benchmark sets within ±0.003, ``benchmarks/``).
+    Data -> base, with the defaults, each of the ``num_layers`` layers is: the coupling
+    ``x_T ← s(x_T; θ(x_K))`` with ``s`` the rational-quadratic map itself
+    (``invert_splines``), then ``x_K ← s(x_K; φ)`` with learned constant knots ``φ``
+    (``marginal_splines``), then the permutation; ahead of all of them (the data-side layer)
+    ``x ← (x − t) · exp(−σ)`` (``data_affine``). At ``D = 2`` a layer thus moves both
+    coordinates, the first by a learned constant spline and the second by a spline conditioned
+    on the first: the structure of an autoregressive NSF layer (zuko's ``NSF``).
+
     ``invert_splines``: the splines are ``RationalQuadraticSpline(invert=True)``, so ``log_prob``
-    evaluates the rational-quadratic maps data -> base (knots fixed in the data's coordinates,
-    as zuko's NSF) and ``sample`` solves their quadratics. Off by default: it gains 0.016 nats
-    on two spirals (three seeds) but loses 0.005-0.007 on checkerboard (two seeds; ``benchmarks/``).
+    evaluates the rational-quadratic maps data -> base (knots fixed in the data's coordinates)
+    and ``sample`` solves their quadratics. ``marginal_splines``: after each coupling (base ->
+    data), an ``Elementwise`` spline (learned constant knots) on the entries the coupling
+    conditioned on. ``hidden_bias_init="uniform"``: the conditioner MLPs' hidden biases start
+    at ``U(±1/√fan_in)`` (``nn.MLP``), not 0: with zero biases a ReLU network of the one
+    conditioning coordinate (``D = 2``) has all its kinks at 0 until training moves them.
+    ``data_affine``: a learned elementwise ``y = x · exp(s) + t`` (``transformers.Affine``,
+    ``|s| ≤ 2``) as the data-side layer, so the splines' ``[-bound, bound]`` can follow the
+    data's scale (without it, data past ``bound`` keep the base density's cost: leaky-ReLU toy
+    test NLL 4.427 without, 3.548 with). ``softclip_knots``: zuko's knot parametrisation
+    (``RationalQuadraticSpline(softclip=True)``); ``mixing="lu"``: an ``LULinear`` that starts
+    at the permutation instead of the permutation (both off: neither helped, ``benchmarks/``).
+
+    Measured (``benchmarks/README.md``, issue 10: 3000 steps of ``fit`` + ``flow_optimizer``,
+    8 layers of 2×64, 8 bins): these defaults (since 2026-12-07) against the previous ones
+    (``invert_splines=False, marginal_splines=False, hidden_bias_init="zeros"``), test NLL
+    paired per seed (seeds 0, 1, 2; better on every seed on the first four): two moons −0.005,
+    pinwheel −0.008, 8 gaussians −0.005, two spirals −0.015, checkerboard +0.0005 (−0.003 to
+    +0.004), leaky-ReLU toy +0.000 nats (means). Per step ``fit`` runs 0.96× as
+    fast (two moons, 8 interleaved rounds); the XLA compile takes longer. Against
+    zuko's ``NSF`` (same protocol, seeds 0, 1, 2, paired): two moons +0.0003, checkerboard
+    −0.0025, pinwheel −0.0010, 8 gaussians +0.0015 (behind on all three seeds), two spirals
+    −0.0005 (the others within one standard deviation of their per-seed differences),
+    leaky-ReLU toy −0.79: level with zuko, not ahead of it by more than the seeds' spread.
     """
-    transformer = transformers.RationalQuadraticSpline(num_bins, bound, invert=invert_splines)
+    transformer = transformers.RationalQuadraticSpline(num_bins, bound, invert=invert_splines,
+                                                       softclip=softclip_knots)
     return _couplings("nsf", transformer, event_size, num_layers, hidden_layers, False,
                       context_size, seed, dtype, name,
                       dict(num_bins=num_bins, bound=bound, marginal_splines=bool(marginal_splines),
-                           data_affine=bool(data_affine), invert_splines=bool(invert_splines)),
+                           data_affine=bool(data_affine), invert_splines=bool(invert_splines),
+                           hidden_bias_init=hidden_bias_init, softclip_knots=bool(softclip_knots),
+                           mixing=_check_mixing(mixing)),
                       marginal=transformer if marginal_splines else None,
-                      data_affine=transformers.Affine() if data_affine else None)
+                      data_affine=transformers.Affine() if data_affine else None, mixing=mixing,
+                      bias_init=hidden_bias_init)
 
 
 def planar(event_size: int, num_layers: int = 8, seed: int | None = None,
@@ -310,12 +354,20 @@ BUILDERS = {"realnvp": realnvp, "nsf": nsf, "planar": planar,
             "maf": maf, "iaf": iaf}
 
 
+# flows.nsf's value of each option before the option was recorded in its flow_config (or before
+# its default changed): data_affine (default True since 2026-12-03), invert_splines,
+# marginal_splines and hidden_bias_init (defaults changed 2026-12-07, recorded since then).
+_NSF_BEFORE_KEYS = {"data_affine": False, "invert_splines": False, "marginal_splines": False,
+                    "hidden_bias_init": "zeros"}
+
+
 def build(builder: str, **kwargs) -> tfd.TransformedDistribution:
     """Rebuilds a flow from its ``flow_config``: ``build(**dist.flow_config)``."""
     if builder not in BUILDERS:
         raise ValueError(f"Unknown flow builder {builder!r}; expected one of {sorted(BUILDERS)}.")
-    if builder == "nsf":  # configs recorded before data_affine existed: no data-side affine
-        kwargs.setdefault("data_affine", False)
+    if builder == "nsf":  # configs recorded before these keys existed: the flow they described
+        for key, value in _NSF_BEFORE_KEYS.items():
+            kwargs.setdefault(key, value)
     return BUILDERS[builder](**kwargs)
 
 

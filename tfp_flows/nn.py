@@ -32,20 +32,28 @@ def concat_conditions(x0: tf.Tensor, condition_kwargs: dict) -> tf.Tensor:
     return tf.concat(parts, axis=-1)
 
 
-def _dense_layers(widths, rng, zero_init_output, shapes):
+def _dense_layers(widths, rng, zero_init_output, shapes, bias_init="zeros"):
     """Glorot-uniform kernels and zero biases of dense layers ``widths[i] -> widths[i+1]``.
 
     Returns the flat pieces ``[W_1, b_1, ..., W_L, b_L]`` and appends their shapes to ``shapes``;
     the last kernel is zero with ``zero_init_output`` (the network starts at output 0).
+    ``bias_init="uniform"``: the hidden layers' biases are drawn from ``U(±1/√fan_in)`` (after
+    each kernel, from the same ``rng``); the output layer's bias stays zero.
     """
+    if bias_init not in ("zeros", "uniform"):
+        raise ValueError(f"`bias_init` must be 'zeros' or 'uniform', got {bias_init!r}.")
     pieces = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        if zero_init_output and i == len(widths) - 2:
+        last = i == len(widths) - 2
+        if zero_init_output and last:
             kernel = np.zeros([fan_in, fan_out])
         else:
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
-        pieces += [kernel.ravel(), np.zeros([fan_out])]
+        bias = np.zeros([fan_out])
+        if bias_init == "uniform" and not last:
+            bias = rng.uniform(-1.0, 1.0, size=[fan_out]) / np.sqrt(fan_in)
+        pieces += [kernel.ravel(), bias]
         shapes += [(fan_in, fan_out), (fan_out,)]
     return pieces
 
@@ -85,6 +93,10 @@ class MLP(tf.Module):
       activation: elementwise activation of the hidden layers.
       zero_init_output: initialise the last layer to zero (output exactly 0).
       seed: int seed for the Glorot-uniform initialisation (None: random).
+      bias_init: ``"zeros"`` or ``"uniform"``: hidden biases from ``U(±1/√fan_in)``. With zero
+        biases a ReLU network starts positively homogeneous (``f(a·h) = a·f(h)``, ``a > 0``):
+        on a one-dimensional input all its kinks sit at 0 until the biases learn to move them;
+        random biases spread them over the input's range from the start.
       name: module name.
 
     Shapes: input ``[..., d]`` -> output ``[..., output_units]``; the batch axes are
@@ -106,8 +118,12 @@ class MLP(tf.Module):
     def __init__(self, hidden_layers: Sequence[int], output_units: int,
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
                  zero_init_output: bool = True, seed: int | None = None,
-                 extra_parameters: dict | None = None, name: str | None = None):
+                 extra_parameters: dict | None = None, bias_init: str = "zeros",
+                 name: str | None = None):
         super().__init__(name=name)
+        if bias_init not in ("zeros", "uniform"):
+            raise ValueError(f"`bias_init` must be 'zeros' or 'uniform', got {bias_init!r}.")
+        self._bias_init = bias_init
         self._extra = {k: np.asarray(v, np.float64) for k, v in (extra_parameters or {}).items()}
         self._hidden = _checks.hidden_layers(hidden_layers)
         self._output_units = _checks.positive_int(output_units, "output_units")
@@ -121,7 +137,8 @@ class MLP(tf.Module):
     def _build(self, input_units, dtype):
         rng = np.random.default_rng(self._seed)
         widths = [input_units] + self._hidden + [self._output_units]
-        pieces = _dense_layers(widths, rng, self._zero_init_output, self._shapes)
+        pieces = _dense_layers(widths, rng, self._zero_init_output, self._shapes,
+                               self._bias_init)
         pieces += [v.ravel() for v in self._extra.values()]
         self.params = make_variable(np.concatenate(pieces), "params", dtype)
         self._built_for = (input_units, dtype)
@@ -233,6 +250,10 @@ class MADE(tf.Module):
       input_order: degrees of the inputs, a permutation of ``1..D`` (default left to right).
       activation: elementwise activation of the hidden layers.
       seed: int seed for the Glorot-uniform initialisation (None: random).
+      bias_init: ``"zeros"`` or ``"uniform"``: hidden biases from ``U(±1/√fan_in)``. With zero
+        biases a ReLU network starts positively homogeneous (``f(a·h) = a·f(h)``, ``a > 0``):
+        on a one-dimensional input all its kinks sit at 0 until the biases learn to move them;
+        random biases spread them over the input's range from the start.
       name: module name.
 
     All weights (``W_l, b_l`` of every layer, then ``V = [V_1, ..., V_L]``) live in one flat

@@ -108,6 +108,8 @@ class Coupling(LogDetWithMap, FlowBijector):
         then require ``conditional_input`` ``[..., C]`` (broadcast against the batch axes).
       activation: hidden activation of the default MLP.
       seed: int seed of the default MLP's initialisation.
+      bias_init: hidden biases of the default MLP, ``"zeros"`` or ``"uniform"``
+        (``nn.MLP``'s ``bias_init``); its last layer is zero either way.
 
     Raises ``ValueError`` for an input whose last axis is not ``D`` or a context whose last
     axis is not ``C``, and when the context is missing or unexpected.
@@ -116,7 +118,7 @@ class Coupling(LogDetWithMap, FlowBijector):
     def __init__(self, event_size: int, transformer="affine", split=None, conditioner=None,
                  hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
-                 seed: int | None = None, dtype: tf.DType = tf.float32,
+                 seed: int | None = None, bias_init: str = "zeros", dtype: tf.DType = tf.float32,
                  validate_args: bool = False, name: str = "coupling"):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
@@ -142,7 +144,8 @@ class Coupling(LogDetWithMap, FlowBijector):
         with tf.name_scope(name) as scope:
             if conditioner is None:
                 conditioner = MLP(hidden_layers, self._output_units, activation=activation,
-                                  zero_init_output=True, seed=seed, name="conditioner")
+                                  zero_init_output=True, seed=seed, bias_init=bias_init,
+                                  name="conditioner")
                 width = cond.size + (self._context_size or 0)
                 with tf.init_scope():  # build now: the variables exist before the first call
                     conditioner(tf.zeros([1, width], dtype))

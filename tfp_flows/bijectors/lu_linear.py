@@ -18,14 +18,16 @@ class LULinear(FlowBijector):
     ``log|det W| = Σ_i log|s_i|`` in O(D). The inverse is two triangular solves,
     ``x = (U + diag(s))⁻¹ L⁻¹ Pᵀ (y − bias)``; no matrix is ever inverted.
     ``init="rotation"`` starts from the LU factors of a random rotation (QR of a
-    Gaussian matrix); ``init="identity"`` starts from ``W = I``.
+    Gaussian matrix); ``init="identity"`` starts from ``W = I``, or, with ``permutation``
+    ``[D]``, from ``W = P`` for that fixed ``P`` (``y[..., i] = x[..., permutation[i]]`` at
+    initialisation, as ``tfb.Permute(permutation)``).
 
     Shapes: ``event_ndims = 1``; inputs ``[..., D]``; the batch axes are flattened
     so each product is one 2-D ``tf.matmul``.
     """
 
     def __init__(self, event_size: int, init: str = "rotation", bias: bool = True,
-                 seed: int | None = None, dtype: tf.DType = tf.float32,
+                 seed: int | None = None, permutation=None, dtype: tf.DType = tf.float32,
                  validate_args: bool = False, name: str = "lu_linear"):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
@@ -33,13 +35,21 @@ class LULinear(FlowBijector):
         if init not in ("rotation", "identity"):
             raise ValueError(f"`init` must be 'rotation' or 'identity', got {init!r}.")
         if init == "rotation":
+            if permutation is not None:
+                raise ValueError("`permutation` sets the start of init='identity'; "
+                                 "init='rotation' takes its P from the rotation.")
             q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=[d, d]))
             lu, perm = tf.linalg.lu(tf.constant(q, tf.float64))
-            lu, perm = lu.numpy(), perm.numpy()
+            # tf.linalg.lu: L·U = q[perm], so q = (L·U)[argsort(perm)]: W = P·L·V starts at q.
+            lu, permutation = lu.numpy(), np.argsort(perm.numpy())
         else:
-            lu, perm = np.eye(d), np.arange(d)
-        # tf.linalg.lu: L·U = q[perm], so q = (L·U)[argsort(perm)]: W = P·L·V starts at q.
-        permutation = np.argsort(perm)
+            lu = np.eye(d)
+            permutation = np.arange(d) if permutation is None else np.asarray(permutation)
+            if permutation.shape != (d,) or not np.array_equal(np.sort(permutation),
+                                                              np.arange(d)):
+                raise ValueError(f"`permutation` must be a permutation of range({d}), got "
+                                 f"{permutation!r}.")
+        perm = np.argsort(permutation)
         diag = np.diag(lu)
         with tf.name_scope(name) as scope:
             self._permutation = tf.constant(permutation, tf.int32)

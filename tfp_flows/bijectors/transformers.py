@@ -70,6 +70,13 @@ class RationalQuadraticSpline:
 
     Outside ``[-B, B]`` ``y = x`` (log-det 0). Shapes as in the module docstring.
 
+    ``softclip=True`` parametrises the knots as zuko's ``MonotonicRQSTransform`` does
+    (``m = min_derivative``, ``clip_c(r) = r / (1 + |r| / c)``, a soft clip into ``(−c, c)``):
+    widths ``w = 2B · softmax(clip_{c/2}(raw))`` (heights likewise, no minimum width: the soft
+    clip keeps any two bins within a factor ``1/m`` of each other), derivatives
+    ``d = exp(clip_c(raw))`` with ``c = ln(1/m)``, so ``d ∈ (m, 1/m)``. Also the identity at
+    ``params = 0``; ``min_width`` and ``min_height`` are then unused.
+
     ``invert=True`` swaps the two directions: ``forward_and_log_det`` solves the spline's
     quadratic and ``inverse_and_log_det`` evaluates the rational-quadratic map, so on the data
     side of a flow (``log_prob``) the spline itself is evaluated, with its knots fixed in the
@@ -77,7 +84,8 @@ class RationalQuadraticSpline:
     """
 
     def __init__(self, num_bins: int = 8, bound: float = 5.0, min_width: float = 1e-3,
-                 min_height: float = 1e-3, min_derivative: float = 1e-3, invert: bool = False):
+                 min_height: float = 1e-3, min_derivative: float = 1e-3, invert: bool = False,
+                 softclip: bool = False):
         self.num_bins = _checks.positive_int(num_bins, "num_bins")
         self.bound = _checks.positive_float(bound, "bound")
         self.min_width = float(min_width)
@@ -89,6 +97,10 @@ class RationalQuadraticSpline:
         self.min_derivative = _checks.in_open_interval(min_derivative, 0.0, 1.0,
                                                        "min_derivative") if min_derivative else 0.0
         self.invert = bool(invert)
+        self.softclip = bool(softclip)
+        if self.softclip and not self.min_derivative:
+            raise ValueError("`softclip=True` bounds the derivatives in (m, 1/m) with "
+                             "m = `min_derivative`, which must then be in (0, 1).")
         self.num_params = 3 * self.num_bins - 1
 
     def knots(self, params):
@@ -96,6 +108,11 @@ class RationalQuadraticSpline:
         k, b = self.num_bins, self.bound
         params = tf.convert_to_tensor(params)
         raw_w, raw_h, raw_d = tf.split(params, [k, k, k - 1], axis=-1)
+        if self.softclip:
+            c = -np.log(self.min_derivative)
+            widths = 2 * b * tf.nn.softmax(_soft_clip(raw_w, c / 2), axis=-1)
+            heights = 2 * b * tf.nn.softmax(_soft_clip(raw_h, c / 2), axis=-1)
+            return widths, heights, tf.exp(_soft_clip(raw_d, c))
         widths = self.min_width + (2 * b - k * self.min_width) * tf.nn.softmax(raw_w, axis=-1)
         heights = self.min_height + (2 * b - k * self.min_height) * tf.nn.softmax(raw_h, axis=-1)
         offset = np.log(np.expm1(1.0 - self.min_derivative))  # softplus(offset) = 1 − m_d
@@ -123,7 +140,12 @@ class RationalQuadraticSpline:
 
     def __repr__(self):
         return (f"RationalQuadraticSpline(num_bins={self.num_bins}, bound={self.bound}, "
-                f"invert={self.invert})")
+                f"invert={self.invert}, softclip={self.softclip})")
+
+
+def _soft_clip(r, c):
+    """``r / (1 + |r| / c)``: odd, slope 1 at 0, into ``(−c, c)``."""
+    return r / (1 + tf.abs(r) / c)
 
 
 class PiecewiseLinear:
