@@ -131,3 +131,40 @@ def test_one_trace_per_object_sets_the_flag_tf_function_reads(caplog):
         for fn in fns:
             fn(tf.constant([0.0]))
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def test_shared_search_spline_searches_once_per_tensor_with_tfp_values(monkeypatch):
+    """``RationalQuadraticSpline._compute_shared(x=None, y=None)`` (TFP, private) is what the
+    map and the log-det both call; the decorated subclass calls it once per input tensor and
+    returns TFP's values."""
+    calls = []
+    original = tfb.RationalQuadraticSpline._compute_shared
+    monkeypatch.setattr(tfb.RationalQuadraticSpline, "_compute_shared",
+                        lambda self, x=None, y=None: calls.append(1) or original(self, x, y))
+
+    @_compat.shared_search_spline
+    class Spline(tfb.RationalQuadraticSpline):
+        pass
+
+    rng = np.random.default_rng(0)
+    knots = [tf.constant(rng.uniform(0.2, 1.0, [3, 4])) for _ in range(2)]
+    widths, heights = (k / tf.reduce_sum(k, -1, keepdims=True) * 4.0 for k in knots)
+    slopes = tf.constant(rng.uniform(0.5, 2.0, [3, 3]))
+    x = rng.uniform(-2.5, 2.5, [5, 3])
+    plain = tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-2.0)
+    shared = Spline(widths, heights, slopes, range_min=-2.0)
+    for method, log_det in (("forward", "forward_log_det_jacobian"),
+                            ("inverse", "inverse_log_det_jacobian")):
+        v = tf.constant(x)
+        expected = (getattr(plain, method)(tf.constant(x)),
+                    getattr(plain, log_det)(tf.constant(x), event_ndims=0))
+        del calls[:]
+        got = getattr(shared, method)(v), getattr(shared, log_det)(v, event_ndims=0)
+        # forward + its log-det: one search; inverse + its log-det: TFP takes the log-det at
+        # the inverse's output, a second tensor, so two searches.
+        assert len(calls) == (1 if method == "forward" else 2)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    other = tf.constant(x + 0.5)
+    np.testing.assert_array_equal(shared.forward(other).numpy(),
+                                  plain.forward(tf.constant(x + 0.5)).numpy())

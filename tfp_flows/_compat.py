@@ -22,6 +22,32 @@ def greedy_attrs_cache(forward_name="_augmented_forward", inverse_name="_augment
     return BijectorCacheWithGreedyAttrs(forward_name=forward_name, inverse_name=inverse_name)
 
 
+def shared_search_spline(spline_class):
+    """Class decorator for a ``tfb.RationalQuadraticSpline`` subclass: ``forward`` and
+    ``forward_log_det_jacobian`` (likewise ``inverse`` and ``_inverse``'s search) of one tensor
+    share one knot search.
+
+    TFP's spline computes the knots, a ``searchsorted`` and six batched gathers in the private
+    ``_compute_shared(x=None, y=None)`` on every call, so a map and its log-det on the same
+    tensor do it twice; the gradient of each batched gather is tens of graph ops, and a spline
+    flow's train step then takes tens of seconds to trace and compile. Here the result is kept
+    per instance, keyed by the input tensor (held, so its id is not reused): the values are
+    TFP's, computed once. Create one instance per set of parameters, as
+    ``transformers.RationalQuadraticSpline.bijector`` does.
+    """
+    compute = spline_class._compute_shared
+
+    def _compute_shared(self, x=None, y=None):
+        memo = self.__dict__.setdefault("_shared_search", {})
+        key = (id(x), id(y))
+        if key not in memo:
+            memo[key] = (x, y, compute(self, x=x, y=y))
+        return memo[key][2]
+
+    spline_class._compute_shared = _compute_shared
+    return spline_class
+
+
 # --------------------------------------------------------------------------- Keras
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows import _checks
+from tfp_flows import _checks, _compat
 from tfp_flows.bijectors import piecewise_linear_cdf
 
 tfb = tfp.bijectors
@@ -56,6 +56,12 @@ class Affine:
 
     def __repr__(self):
         return f"Affine(log_scale_bound={self.log_scale_bound}, shift_only={self.shift_only})"
+
+
+@_compat.shared_search_spline
+class _Spline(tfb.RationalQuadraticSpline):
+    """``tfb.RationalQuadraticSpline`` whose map and log-det of one tensor search its knots
+    once (``_compat.shared_search_spline``)."""
 
 
 class RationalQuadraticSpline:
@@ -122,7 +128,7 @@ class RationalQuadraticSpline:
     def bijector(self, params):
         """The ``tfb.RationalQuadraticSpline`` (batch shape ``params.shape[:-1]``)."""
         widths, heights, slopes = self.knots(params)
-        return tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-self.bound)
+        return _Spline(widths, heights, slopes, range_min=-self.bound)
 
     def forward_and_log_det(self, x, params):
         return self._spline_inverse(x, params) if self.invert else self._spline_forward(x, params)
