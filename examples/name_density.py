@@ -22,22 +22,20 @@ from the rendered mask. The NLL of the test points under that true density is pr
   python examples/name_density.py --text "Ada" --out outputs/ada
 """
 
+import argparse
 import sys
 
 import _common
 
 
 def parse(argv):
-    # Measured 3 Dec 2026 on an idle 2-core machine with flows.nsf's defaults (data-side
-    # affine on): 119 s wall, test NLL 1.902 against the entropy floor 1.757. 7 Dec 2026,
-    # 2 cores shared with one other process (load ≈ 1.1), one run each: the 3 Dec defaults
-    # 130 s (first epoch 74 s), test NLL 1.902; the 7 Dec defaults (inverted and marginal
-    # splines, random hidden biases) 176 s (first epoch 116 s), test NLL 1.872 (gap 0.115).
+    # Measured 7 Dec 2026 on an idle 2-core machine, one run each: flows.nsf's defaults with
+    # the marginal splines off 83 s (92 s wall with start-up), test NLL 1.859 against the
+    # entropy floor 1.757 (gap 0.102); with them (--marginal-splines) 130 s, 1.863: they
+    # double the XLA compile of the first epoch and do not help here.
     p = _common.parser(__doc__, "outputs/name_density",
-                       "about 3 minutes (176 s measured on 2 cores shared with another "
-                       "process, 116 s of it the first epoch, which compiles the XLA step; "
-                       "flows.nsf's defaults before 7 Dec 2026: 130 s there, 119 s on 2 idle "
-                       "cores)")
+                       "about 1.5 minutes on 2 idle cores (83 s measured, about half of it "
+                       "the first epoch, which compiles the XLA step)")
     p.add_argument("--text", default="tfp_flows", help="the text to turn into a density")
     p.add_argument("--n-train", type=int, default=30000, help="training points")
     p.add_argument("--n-test", type=int, default=5000, help="held-out points for the test NLL")
@@ -45,6 +43,10 @@ def parse(argv):
                    help="spline couplings (flows.nsf) or affine ones (flows.realnvp)")
     p.add_argument("--layers", type=int, default=8, help="number of couplings")
     p.add_argument("--bins", type=int, default=16, help="spline bins per coupling (nsf)")
+    p.add_argument("--marginal-splines", action=argparse.BooleanOptionalAction, default=False,
+                   help="nsf: a spline on each coupling's conditioning half too (flows.nsf "
+                        "turns them on; off here: on this density they compile twice as long "
+                        "for no better fit)")
     p.add_argument("--hidden", type=int, nargs="+", default=[128, 128],
                    help="hidden widths of each coupling's MLP")
     p.add_argument("--batch-norm", action="store_true",
@@ -76,7 +78,8 @@ def main(argv=None):
                                           text=args.text)
     if args.flow == "nsf":
         dist = flows.nsf(2, num_layers=args.layers, num_bins=args.bins,
-                         hidden_layers=args.hidden, seed=args.seed)
+                         hidden_layers=args.hidden, marginal_splines=args.marginal_splines,
+                         seed=args.seed)
     else:
         dist = flows.realnvp(2, num_layers=args.layers, hidden_layers=args.hidden,
                              batch_norm=args.batch_norm, seed=args.seed)
