@@ -62,3 +62,32 @@ def test_made_matches_its_masked_dense_layers_and_their_gradient(event_size, con
                - reference_loss(flat, x - e * (np.arange(7) == r)[:, None])) / (2 * h)
               for r in range(7)]
         np.testing.assert_allclose(grad_x.numpy()[:, j], fd, rtol=1e-5, atol=1e-7)
+
+
+def test_made_uniform_hidden_biases_keep_it_autoregressive_and_zero_at_start():
+    """``bias_init="uniform"``: hidden biases in ``±1/√fan_in``, not all 0; the output (its
+    layer zero) starts at 0; output ``i`` never depends on inputs of degree ``≥ i``'s."""
+    made = nn.MADE(3, 2, hidden_layers=[8, 8], seed=0, bias_init="uniform")
+    x = tf.constant(np.random.default_rng(0).normal(size=[5, 3]))
+    np.testing.assert_array_equal(made(x).numpy(), 0.0)
+    flat = made.params.numpy()
+    sizes = [int(np.prod(s)) for s in made._shapes]
+    pieces = np.split(flat, np.cumsum(sizes)[:-1])
+    fan_ins = [3, 8]
+    for bias, fan_in in zip(pieces[1:4:2], fan_ins):
+        assert np.any(bias != 0.0) and np.all(np.abs(bias) <= 1 / np.sqrt(fan_in))
+    np.testing.assert_array_equal(pieces[5], 0.0)  # the output layer's bias
+    made.params.assign(np.random.default_rng(1).normal(size=flat.shape))
+    with tf.GradientTape() as tape:
+        xt = tf.constant(x)
+        tape.watch(xt)
+        out = made(xt)
+    jac = tape.batch_jacobian(out, xt).numpy()  # [N, D, P, D]
+    degrees = made.input_degrees
+    for i in range(3):
+        for j in range(3):
+            if degrees[j] >= degrees[i]:
+                np.testing.assert_array_equal(jac[:, i, :, j], 0.0)
+    assert np.any(jac != 0.0)
+    with pytest.raises(ValueError, match="bias_init"):
+        nn.MADE(3, 2, bias_init="normal")

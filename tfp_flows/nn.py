@@ -267,8 +267,11 @@ class MADE(tf.Module):
                  hidden_layers: Sequence[int] = (64, 64), conditional_size: int | None = None,
                  input_order: Sequence[int] | None = None,
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
-                 seed: int | None = None, name: str | None = None):
+                 seed: int | None = None, bias_init: str = "zeros", name: str | None = None):
         super().__init__(name=name or "made")
+        if bias_init not in ("zeros", "uniform"):
+            raise ValueError(f"`bias_init` must be 'zeros' or 'uniform', got {bias_init!r}.")
+        self._bias_init = bias_init
         self._hidden = _checks.hidden_layers(hidden_layers)
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._params_per_element = _checks.positive_int(params_per_element,
@@ -320,7 +323,7 @@ class MADE(tf.Module):
     def _build(self, dtype):
         rng = np.random.default_rng(self._seed)
         widths = [self._event_size] + self._hidden + [self._event_size * self._params_per_element]
-        pieces = _dense_layers(widths, rng, True, self._shapes)
+        pieces = _dense_layers(widths, rng, True, self._shapes, self._bias_init)
         if self._conditional_size is not None:
             c, out = self._conditional_size, widths[1:]
             limits = np.concatenate([np.full([w], np.sqrt(6.0 / (c + w))) for w in out])
