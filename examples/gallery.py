@@ -16,8 +16,8 @@ GALLERY = ("two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spir
 
 def parse(argv):
     p = _common.parser(__doc__, "outputs/gallery",
-                       "about 6 minutes on 2 idle cores (5 min 30 s measured on 3 Dec 2026; "
-                       "11 min on cores shared with other jobs)")
+                       "about 7 minutes on 2 idle cores (411 s measured on 7 Dec 2026, "
+                       "most of it compiling each flow's XLA step)")
     p.add_argument("--datasets", nargs="+", default=list(GALLERY), choices=GALLERY,
                    metavar="NAME", help="which data sets, one row each; any of "
                    + ", ".join(GALLERY) + " (default: all)")
