@@ -75,6 +75,8 @@ class MaskedAutoregressiveFlow(LogDetWithMap, tfb.MaskedAutoregressiveFlow):
       input_order: MADE degrees, a permutation of ``1..D`` (default left to right).
       activation: MADE hidden activation.
       seed: int seed of the MADE initialisation.
+      bias_init: the MADE's hidden biases, ``"zeros"`` or ``"uniform"`` (``nn.MADE``); its
+        last layer is zero either way.
       validate_args: TFP's flag.
       name: bijector name (unique within a ``tfb.Chain`` to route ``bijector_kwargs``).
 
@@ -87,13 +89,15 @@ class MaskedAutoregressiveFlow(LogDetWithMap, tfb.MaskedAutoregressiveFlow):
                  hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,
                  input_order: Sequence[int] | None = None,
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
-                 seed: int | None = None, validate_args: bool = False, name: str | None = None):
+                 seed: int | None = None, bias_init: str = "zeros", validate_args: bool = False,
+                 name: str | None = None):
         name = name or "masked_autoregressive_flow"
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._transformer = _transformers.get(transformer)
         self._made = MADE(event_size, self._transformer.num_params, hidden_layers,
                           conditional_size=context_size, input_order=input_order,
-                          activation=activation, seed=seed, name=f"{name}_made")
+                          activation=activation, seed=seed, bias_init=bias_init,
+                          name=f"{name}_made")
         super().__init__(bijector_fn=self._bijector_fn_of_made, validate_args=validate_args,
                          name=name)
 
@@ -154,7 +158,8 @@ def inverse_autoregressive_flow(event_size: int, transformer="affine",
                                 context_size: int | None = None,
                                 input_order: Sequence[int] | None = None,
                                 activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
-                                seed: int | None = None, validate_args: bool = False,
+                                seed: int | None = None, bias_init: str = "zeros",
+                                validate_args: bool = False,
                                 name: str | None = None) -> tfb.Invert:
     """IAF (Kingma et al., 2016): ``tfb.Invert(MaskedAutoregressiveFlow(...))``.
 
@@ -169,5 +174,6 @@ def inverse_autoregressive_flow(event_size: int, transformer="affine",
     maf = MaskedAutoregressiveFlow(event_size, transformer=transformer,
                                    hidden_layers=hidden_layers, context_size=context_size,
                                    input_order=input_order, activation=activation, seed=seed,
-                                   validate_args=validate_args, name=f"{name}_maf")
+                                   bias_init=bias_init, validate_args=validate_args,
+                                   name=f"{name}_maf")
     return tfb.Invert(maf, name=name)
