@@ -332,9 +332,9 @@ def maf(event_size: int, num_layers: int = 5, hidden_layers: Sequence[int] = (64
         (``U(±1/√fan_in)``, ``nn.MADE``); their last layers start at zero either way, so a
         fresh flow is the base distribution. Measured (issue 10's protocol, 8 affine layers of
         2×64, ``benchmarks/README.md``), ``"uniform"`` minus ``"zeros"``, paired means over
-        seeds 0–2: checkerboard −0.036, pinwheel −0.052 (better on every seed), two moons
-        −0.000, leaky-ReLU toy 0.000; over seeds 0–4: 8 gaussians +0.015, two spirals +0.013
-        nats (worse on three seeds of five): not the default.
+        seeds 0–2: checkerboard −0.036, pinwheel −0.052 (better on every seed), two moons and
+        leaky-ReLU toy level (−0.0004, 0.0000); over seeds 0–4: 8 gaussians +0.015, two
+        spirals +0.013 nats (worse on three seeds of five): not the default.
       context_size: ``C`` for a conditional flow ``p(x | c)``: pass the context with
         ``bijector_kwargs=flows.context_kwargs(dist, c)`` (or ``FlowModel.fit(x, c)``).
       seed: seeds the MADE initialisations and the permutations (recorded in ``flow_config``).
