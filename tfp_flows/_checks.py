@@ -43,6 +43,14 @@ def float_dtype(dtype, name="dtype"):
     return dtype
 
 
+def one_of(value, choices, name):
+    """Returns ``value`` if it is one of ``choices``, else raises ``ValueError`` naming them."""
+    if value not in choices:
+        allowed = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
+    return value
+
+
 def in_open_interval(value, low, high, name):
     """Returns ``float(value)`` if ``low < value < high``, else raises ``ValueError``."""
     if not isinstance(value, numbers.Real) or not low < value < high:

@@ -78,12 +78,6 @@ def _mixing(event_size, seed, i, mixing, dtype):
         permute.permutation), dtype=dtype, name=f"lu_linear_{i}")
 
 
-def _check_mixing(mixing):
-    if mixing not in ("permute", "lu"):
-        raise ValueError(f"`mixing` must be 'permute' or 'lu', got {mixing!r}.")
-    return mixing
-
-
 def _hidden_layers(hidden_layers):
     """``hidden_layers`` as a list of positive ints, or a ``ValueError`` naming it."""
     try:
@@ -210,7 +204,7 @@ def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
                       dict(num_bins=num_bins, bound=bound, marginal_splines=bool(marginal_splines),
                            data_affine=bool(data_affine), invert_splines=bool(invert_splines),
                            hidden_bias_init=hidden_bias_init, softclip_knots=bool(softclip_knots),
-                           mixing=_check_mixing(mixing)),
+                           mixing=_checks.one_of(mixing, ("permute", "lu"), "mixing")),
                       marginal=transformer if marginal_splines else None,
                       data_affine=transformers.Affine() if data_affine else None, mixing=mixing,
                       bias_init=hidden_bias_init)

@@ -32,6 +32,9 @@ def concat_conditions(x0: tf.Tensor, condition_kwargs: dict) -> tf.Tensor:
     return tf.concat(parts, axis=-1)
 
 
+_BIAS_INITS = ("zeros", "uniform")
+
+
 def _dense_layers(widths, rng, zero_init_output, shapes, bias_init="zeros"):
     """Glorot-uniform kernels and zero biases of dense layers ``widths[i] -> widths[i+1]``.
 
@@ -40,8 +43,6 @@ def _dense_layers(widths, rng, zero_init_output, shapes, bias_init="zeros"):
     ``bias_init="uniform"``: the hidden layers' biases are drawn from ``U(±1/√fan_in)`` (after
     each kernel, from the same ``rng``); the output layer's bias stays zero.
     """
-    if bias_init not in ("zeros", "uniform"):
-        raise ValueError(f"`bias_init` must be 'zeros' or 'uniform', got {bias_init!r}.")
     pieces = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         last = i == len(widths) - 2
@@ -121,9 +122,7 @@ class MLP(tf.Module):
                  extra_parameters: dict | None = None, bias_init: str = "zeros",
                  name: str | None = None):
         super().__init__(name=name)
-        if bias_init not in ("zeros", "uniform"):
-            raise ValueError(f"`bias_init` must be 'zeros' or 'uniform', got {bias_init!r}.")
-        self._bias_init = bias_init
+        self._bias_init = _checks.one_of(bias_init, _BIAS_INITS, "bias_init")
         self._extra = {k: np.asarray(v, np.float64) for k, v in (extra_parameters or {}).items()}
         self._hidden = _checks.hidden_layers(hidden_layers)
         self._output_units = _checks.positive_int(output_units, "output_units")
@@ -269,9 +268,7 @@ class MADE(tf.Module):
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
                  seed: int | None = None, bias_init: str = "zeros", name: str | None = None):
         super().__init__(name=name or "made")
-        if bias_init not in ("zeros", "uniform"):
-            raise ValueError(f"`bias_init` must be 'zeros' or 'uniform', got {bias_init!r}.")
-        self._bias_init = bias_init
+        self._bias_init = _checks.one_of(bias_init, _BIAS_INITS, "bias_init")
         self._hidden = _checks.hidden_layers(hidden_layers)
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._params_per_element = _checks.positive_int(params_per_element,

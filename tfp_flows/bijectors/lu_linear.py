@@ -32,8 +32,7 @@ class LULinear(FlowBijector):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
         dtype = _checks.float_dtype(dtype)
-        if init not in ("rotation", "identity"):
-            raise ValueError(f"`init` must be 'rotation' or 'identity', got {init!r}.")
+        _checks.one_of(init, ("rotation", "identity"), "init")
         if init == "rotation":
             if permutation is not None:
                 raise ValueError("`permutation` sets the start of init='identity'; "

@@ -169,8 +169,7 @@ class MultiScaleRealNVP(FlowBijector):
                  transformer="affine", dtype: tf.DType = tf.float32,
                  validate_args: bool = False, name: str = "multiscale_realnvp"):
         parameters = dict(locals())
-        if network not in ("mlp", "conv"):
-            raise ValueError(f"`network` must be 'mlp' or 'conv', got {network!r}.")
+        _checks.one_of(network, ("mlp", "conv"), "network")
         if transformer == "affine":
             transformer = transformers_lib.Affine(log_scale_bound)
         transformer = transformers_lib.get(transformer)
