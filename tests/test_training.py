@@ -154,7 +154,9 @@ def test_learning_rate_schedule_and_default_jit_with_steps_per_execution():
 @pytest.mark.parametrize("source", ["arrays", "dataset"])
 def test_fused_fit_traces_the_step_once_for_every_batch_shape(monkeypatch, source):
     """The fused XLA steps call the step's one trace (tracing a spline flow's gradient takes
-    tens of seconds): an epoch with a short last batch and a second epoch trace it once."""
+    tens of seconds): an epoch with a short last batch and a second epoch trace it once; on
+    arrays the execution around it too (fresh models traced per batch size, as before, made
+    TensorFlow warn of "frequent retracing" after a few short fits)."""
     model = FlowModel(small_flow())
     model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=4)
     traces = []
@@ -167,6 +169,8 @@ def test_fused_fit_traces_the_step_once_for_every_batch_shape(monkeypatch, sourc
         model.fit(tf.data.Dataset.from_tensor_slices(x).batch(64), epochs=2, verbose=0)
     assert int(model.optimizer.iterations) == 8
     assert len(traces) == 1
+    if source == "arrays":
+        assert model.train_function.array_steps.experimental_get_tracing_count() == 1
 
 
 def test_flow_optimizer_schedule_values():
