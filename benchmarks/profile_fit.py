@@ -100,6 +100,18 @@ def main():
             return clock.seconds
         return run
 
+    def fit_array(cls=FlowModel, nan_guard=True):
+        model = cls(flow(), nan_guard=nan_guard)
+        model.compile(optimizer=protocol.make_optimizer(config))
+        batch = config["batch_size"]
+
+        def run(steps):  # one epoch of an array of `steps` full batches
+            clock = speed._FitClock()
+            model.fit(x_train[:steps * batch], batch_size=batch, epochs=1, verbose=0,
+                      callbacks=[clock])
+            return clock.seconds
+        return run
+
     def iterator():
         it = iter(protocol.train_dataset(x_train, config, config["seed"]))
 
@@ -124,6 +136,9 @@ def main():
         "fit_no_metrics": lambda: fit(NoMetrics),
         "fit_per_step": lambda: fit(per_step=True),
         "fit_spe1": lambda: fit(steps_per_execution=1),
+        "fit_array": fit_array,
+        "fit_array_no_guard": lambda: fit_array(nan_guard=False),
+        "fit_array_no_metrics": lambda: fit_array(NoMetrics),
         "fit_cached": lambda: fit(cached=True),
         "fit_cached_no_guard": lambda: fit(cached=True, nan_guard=False),
         "fit_cached_no_metrics": lambda: fit(NoMetrics, cached=True),
