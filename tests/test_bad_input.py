@@ -76,6 +76,10 @@ def test_integer_dtype_argument():
     (lambda: fb.random_permute(-1), r"`event_size` must be a positive integer, got -1"),
     (lambda: flows.realnvp(1), r"`event_size` >= 2.*got 1"),
     (lambda: flows.realnvp(2, num_layers=0), r"`num_layers` must be a positive integer, got 0"),
+    (lambda: flows.realnvp(2, network_init="zeros"),
+     r"`network_init` must be 'identity' or 'uniform', got 'zeros'"),
+    (lambda: flows.maf(2, network_init="glorot"),
+     r"`network_init` must be 'identity' or 'uniform', got 'glorot'"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_invalid_hyper_parameters(make, match):
     with pytest.raises(ValueError, match=match):

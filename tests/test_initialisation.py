@@ -38,3 +38,38 @@ def test_planar_constraint_holds_for_any_u():
     for scale in [-100.0, -5.0, 0.0, 5.0]:
         planar.u.assign(scale * planar.w.numpy())
         assert float(tf.reduce_sum(planar.w * planar.u_hat())) > -1.0
+
+
+def test_mlp_uniform_init_draws_every_weight_within_its_fan_in_bound():
+    """``nn.MLP(kernel_init="uniform", zero_init_output=False)``: every kernel and bias in
+    ``±1/√fan_in`` (PyTorch's ``nn.Linear`` default), none all zero; Glorot's hidden kernel
+    (``±√(6 / (8 + 8))``) reaches past that bound."""
+    from tfp_flows import nn
+
+    def built(**kwargs):
+        mlp = nn.MLP([8, 8], 3, seed=0, **kwargs)
+        mlp(tf.zeros([1, 5]))
+        return mlp.weights()
+
+    for (kernel, bias), fan_in in zip(built(kernel_init="uniform", zero_init_output=False,
+                                            bias_init="uniform"), [5, 8, 8]):
+        bound = 1 / np.sqrt(fan_in)
+        for w in (kernel.numpy(), bias.numpy()):
+            assert np.all(np.abs(w) <= bound) and np.abs(w).max() > 0.5 * bound
+    assert np.abs(built()[1][0].numpy()).max() > 1 / np.sqrt(8)
+
+
+def test_builders_start_at_the_base_with_identity_networks_only():
+    """``network_init="identity"``: a fresh flow is ``N(0, I)``; ``"uniform"``: it is not."""
+    from tfp_flows import flows
+
+    x = np.random.default_rng(0).normal(size=[7, 2]).astype("float32")
+    base = flows.standard_normal(2).log_prob(tf.constant(x)).numpy()
+    for builder in (flows.realnvp, flows.nsf, flows.maf, flows.iaf):
+        for init in ("identity", "uniform"):
+            dist = builder(2, num_layers=2, hidden_layers=[8], network_init=init, seed=0)
+            log_p = dist.log_prob(tf.constant(x)).numpy()
+            if init == "identity":
+                np.testing.assert_allclose(log_p, base, atol=1e-5)
+            else:
+                assert np.abs(log_p - base).max() > 1e-2, builder.__name__

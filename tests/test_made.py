@@ -91,3 +91,38 @@ def test_made_uniform_hidden_biases_keep_it_autoregressive_and_zero_at_start():
     assert np.any(jac != 0.0)
     with pytest.raises(ValueError, match="bias_init"):
         nn.MADE(3, 2, bias_init="normal")
+
+
+def test_made_uniform_init_draws_every_weight_within_its_fan_in_bound():
+    """``kernel_init="uniform", zero_init_output=False`` (flows' ``network_init="uniform"``):
+    every kernel and bias in ``±1/√fan_in`` (a context weight: ``fan_in = h_{l−1} + C``),
+    none all zero, the output not zero, and still autoregressive."""
+    made = nn.MADE(3, 2, hidden_layers=[8, 8], conditional_size=2, seed=0, bias_init="uniform",
+                   kernel_init="uniform", zero_init_output=False)
+    x = tf.constant(np.random.default_rng(0).normal(size=[5, 3]))
+    c = tf.constant(np.random.default_rng(1).normal(size=[5, 2]))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = made(x, conditional_input=c)
+    assert np.all(out.numpy() != 0.0)
+    sizes = [int(np.prod(s)) for s in made._shapes]
+    pieces = np.split(made.params.numpy(), np.cumsum(sizes)[:-1])
+    fan_ins = [3, 3, 8, 8, 8, 8]  # W_1, b_1, W_2, b_2, W_3, b_3
+    for piece, fan_in in zip(pieces[:6], fan_ins):
+        bound = 1 / np.sqrt(fan_in)
+        assert np.all(np.abs(piece) <= bound) and np.abs(piece).max() > 0.5 * bound
+    context = pieces[6].reshape(2, 8 + 8 + 6)
+    for block, fan_in in zip(np.split(context, [8, 16], axis=1), [3 + 2, 8 + 2, 8 + 2]):
+        bound = 1 / np.sqrt(fan_in)
+        assert np.all(np.abs(block) <= bound) and np.abs(block).max() > 0.5 * bound
+    glorot = nn.MADE(3, 2, hidden_layers=[8, 8], seed=0)
+    glorot(x)
+    assert np.abs(glorot.params.numpy()[24 + 8:24 + 8 + 64]).max() > 1 / np.sqrt(8)  # W_2
+    jac = tape.batch_jacobian(out, x).numpy()  # [N, D, P, D]
+    degrees = made.input_degrees
+    for i in range(3):
+        for j in range(3):
+            if degrees[j] >= degrees[i]:
+                np.testing.assert_array_equal(jac[:, i, :, j], 0.0)
+    with pytest.raises(ValueError, match="kernel_init"):
+        nn.MADE(3, 2, kernel_init="normal")

@@ -93,7 +93,7 @@ def _hidden_layers(hidden_layers):
 
 def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batch_norm,
                context_size, seed, dtype, name, config, marginal=None, data_affine=None,
-               mixing="permute", bias_init="zeros"):
+               mixing="permute", bias_init="zeros", network_init="identity"):
     """``num_layers`` couplings of the first ``D // 2`` entries to the rest, with a permutation
     (and optionally ``BatchNorm``) between them; records ``config`` as ``flow_config``.
 
@@ -117,7 +117,8 @@ def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batc
     for i in range(num_layers):
         layers.append(Coupling(event_size, transformer, hidden_layers=hidden_layers,
                                context_size=context_size, seed=_seed(seed, i),
-                               bias_init=bias_init, dtype=dtype, name=f"coupling_{i}"))
+                               bias_init=bias_init, network_init=network_init, dtype=dtype,
+                               name=f"coupling_{i}"))
         if marginal is not None:
             layers.append(Elementwise(event_size, marginal, indices=np.arange(event_size // 2),
                                       dtype=dtype, name=f"marginal_{i}"))
@@ -132,6 +133,7 @@ def _couplings(builder, transformer, event_size, num_layers, hidden_layers, batc
 
 def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] = (64, 64),
             batch_norm: bool = False, shift_only: bool = False, log_scale_bound: float = 2.0,
+            hidden_bias_init: str = "uniform", network_init: str = "uniform",
             context_size: int | None = None, seed: int | None = None,
             dtype: tf.DType = tf.float32, name: str = "realnvp") -> tfd.TransformedDistribution:
     """RealNVP (Dinh et al., 2017): affine couplings with a permutation between them.
@@ -141,20 +143,36 @@ def realnvp(event_size: int, num_layers: int = 8, hidden_layers: Sequence[int] =
     event by ``y = x · exp(s) + t`` (``transformers.Affine``: ``s = c·tanh(r/c)``,
     ``c = log_scale_bound``; ``s = 0`` with ``shift_only``), ``(t, r)`` from an MLP of the first
     ``event_size // 2`` entries (and the context ``[..., context_size]`` when given: ``p(x | c)``,
-    see ``context_kwargs``). Zero-initialised last layers: a fresh flow is ``N(0, I)``.
+    see ``context_kwargs``).
+
+    ``network_init``: ``"uniform"`` (every kernel and output bias from ``U(±1/√fan_in)``,
+    PyTorch's ``nn.Linear`` default, what zuko's flows start from: a fresh flow is near
+    ``N(0, I)``, not at it) or ``"identity"`` (Glorot-uniform kernels, zero last layers: a
+    fresh flow is ``N(0, I)``). ``hidden_bias_init``: the MLPs' hidden biases, ``"uniform"``
+    (``U(±1/√fan_in)``) or ``"zeros"``.
+
+    Measured (issue 10's protocol: 3000 steps of ``fit`` + ``flow_optimizer``, 8 couplings of
+    2×64; ``benchmarks/README.md``): these defaults (since 2026-12-07) minus the previous
+    ones (``"identity"``, ``"zeros"``), test NLL paired per seed, means over seeds 0–2:
+    checkerboard −0.051, pinwheel −0.047, two moons −0.005 (better on every seed), leaky-ReLU
+    toy 0.000; over seeds 0–4: 8 gaussians −0.016 (better on four), two spirals −0.033 nats
+    (better on three; its per-seed differences spread ±0.07).
     """
     transformer = transformers.Affine(log_scale_bound, shift_only=shift_only)
     return _couplings("realnvp", transformer, event_size, num_layers, hidden_layers, batch_norm,
                       context_size, seed, dtype, name,
                       dict(batch_norm=batch_norm, shift_only=shift_only,
-                           log_scale_bound=log_scale_bound))
+                           log_scale_bound=log_scale_bound, hidden_bias_init=hidden_bias_init,
+                           network_init=network_init),
+                      bias_init=hidden_bias_init, network_init=network_init)
 
 
 def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
         hidden_layers: Sequence[int] = (64, 64), bound: float = 5.0,
         marginal_splines: bool = True, data_affine: bool = True, invert_splines: bool = True,
         hidden_bias_init: str = "uniform", softclip_knots: bool = False, mixing: str = "permute",
-        context_size: int | None = None, seed: int | None = None, dtype: tf.DType = tf.float32,
+        network_init: str = "identity", context_size: int | None = None,
+        seed: int | None = None, dtype: tf.DType = tf.float32,
         name: str = "nsf") -> tfd.TransformedDistribution:
     """Neural spline flow (Durkan et al., 2019): rational-quadratic spline couplings.
 
@@ -204,10 +222,11 @@ def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
                       dict(num_bins=num_bins, bound=bound, marginal_splines=bool(marginal_splines),
                            data_affine=bool(data_affine), invert_splines=bool(invert_splines),
                            hidden_bias_init=hidden_bias_init, softclip_knots=bool(softclip_knots),
-                           mixing=_checks.one_of(mixing, ("permute", "lu"), "mixing")),
+                           mixing=_checks.one_of(mixing, ("permute", "lu"), "mixing"),
+                           network_init=network_init),
                       marginal=transformer if marginal_splines else None,
                       data_affine=transformers.Affine() if data_affine else None, mixing=mixing,
-                      bias_init=hidden_bias_init)
+                      bias_init=hidden_bias_init, network_init=network_init)
 
 
 def planar(event_size: int, num_layers: int = 8, seed: int | None = None,
@@ -284,13 +303,14 @@ def _autoregressive_transformer(transformer, num_bins, bound, log_scale_bound):
 
 
 def _autoregressive(builder, make_layer, event_size, num_layers, hidden_layers, transformer,
-                    num_bins, bound, log_scale_bound, hidden_bias_init, context_size, seed, dtype,
-                    name):
+                    num_bins, bound, log_scale_bound, hidden_bias_init, network_init, context_size,
+                    seed, dtype, name):
     seed = _concrete_seed(seed)
     config = dict(builder=builder, event_size=event_size, num_layers=num_layers,
                   hidden_layers=list(hidden_layers), transformer=transformer, num_bins=num_bins,
                   bound=bound, log_scale_bound=log_scale_bound,
-                  hidden_bias_init=hidden_bias_init, context_size=context_size,
+                  hidden_bias_init=hidden_bias_init, network_init=network_init,
+                  context_size=context_size,
                   seed=seed, dtype=tf.as_dtype(dtype).name, name=name)
     event_size = _checks.positive_int(event_size, "event_size")
     num_layers = _checks.positive_int(num_layers, "num_layers")
@@ -301,7 +321,7 @@ def _autoregressive(builder, make_layer, event_size, num_layers, hidden_layers, 
             event_size, transformer=_autoregressive_transformer(transformer, num_bins, bound,
                                                                 log_scale_bound),
             hidden_layers=hidden_layers, context_size=context_size, seed=_seed(seed, i),
-            bias_init=hidden_bias_init, name=f"{builder}_{i}"))
+            bias_init=hidden_bias_init, network_init=network_init, name=f"{builder}_{i}"))
         if i < num_layers - 1 and event_size > 1:
             layers.append(_mixing_permutation(event_size, seed, i))
     return _finish(layers, event_size, dtype, name, config)
@@ -309,8 +329,8 @@ def _autoregressive(builder, make_layer, event_size, num_layers, hidden_layers, 
 
 def maf(event_size: int, num_layers: int = 5, hidden_layers: Sequence[int] = (64, 64),
         transformer="affine", num_bins: int = 8, bound: float = 5.0,
-        log_scale_bound: float = 2.0, hidden_bias_init: str = "zeros",
-        context_size: int | None = None, seed: int | None = None,
+        log_scale_bound: float = 2.0, hidden_bias_init: str = "uniform",
+        network_init: str = "uniform", context_size: int | None = None, seed: int | None = None,
         dtype: tf.DType = tf.float32, name: str = "maf") -> tfd.TransformedDistribution:
     """Masked autoregressive flow (Papamakarios et al., 2017): fast density, slow sampling.
 
@@ -322,26 +342,33 @@ def maf(event_size: int, num_layers: int = 5, hidden_layers: Sequence[int] = (64
       transformer: ``"affine"`` (log-scale softly bounded by ``log_scale_bound``) or
         ``"spline"`` (rational-quadratic, ``num_bins`` bins on ``[-bound, bound]``, identity
         tails; Durkan et al., 2019).
-      hidden_bias_init: the MADEs' hidden biases, ``"zeros"`` or ``"uniform"``
-        (``U(±1/√fan_in)``, ``nn.MADE``); their last layers start at zero either way, so a
-        fresh flow is the base distribution. Measured (issue 10's protocol, 8 affine layers of
-        2×64, ``benchmarks/README.md``), ``"uniform"`` minus ``"zeros"``, paired means over
-        seeds 0–2: checkerboard −0.036, pinwheel −0.052 (better on every seed), two moons and
-        leaky-ReLU toy level (−0.0004, 0.0000); over seeds 0–4: 8 gaussians +0.015, two
-        spirals +0.013 nats (worse on three seeds of five): not the default.
+      hidden_bias_init: the MADEs' hidden biases, ``"uniform"`` (``U(±1/√fan_in)``,
+        ``nn.MADE``) or ``"zeros"``.
+      network_init: the MADEs' other weights, ``"uniform"`` (every kernel and output bias from
+        ``U(±1/√fan_in)``, PyTorch's ``nn.Linear`` default, what zuko's ``MAF`` starts from: a
+        fresh flow is near the base distribution) or ``"identity"`` (Glorot-uniform kernels,
+        zero last layers: a fresh flow is the base distribution). Measured (issue 10's
+        protocol, 8 affine layers of 2×64, ``benchmarks/README.md``): these defaults (since
+        2026-12-07) minus the previous ones (``"identity"``, ``"zeros"``), test NLL paired per
+        seed, means over seeds 0–2: pinwheel −0.038, checkerboard −0.023, two moons −0.006
+        (better on every seed), leaky-ReLU toy 0.000; over seeds 0–4: 8 gaussians −0.009
+        (better on four), two spirals +0.023 nats (worse on three; per-seed differences
+        +0.114 to −0.028, inside their spread). The hidden biases alone (``"identity"``,
+        ``"uniform"``) had been worse on both (+0.015, +0.013 over seeds 0–4). ``iaf``, seed
+        0: better on five sets (−0.012 to −0.076), level on the leaky-ReLU toy.
       context_size: ``C`` for a conditional flow ``p(x | c)``: pass the context with
         ``bijector_kwargs=flows.context_kwargs(dist, c)`` (or ``FlowModel.fit(x, c)``).
       seed: seeds the MADE initialisations and the permutations (recorded in ``flow_config``).
     """
     return _autoregressive("maf", MaskedAutoregressiveFlow, event_size, num_layers,
                            hidden_layers, transformer, num_bins, bound, log_scale_bound,
-                           hidden_bias_init, context_size, seed, dtype, name)
+                           hidden_bias_init, network_init, context_size, seed, dtype, name)
 
 
 def iaf(event_size: int, num_layers: int = 5, hidden_layers: Sequence[int] = (64, 64),
         transformer="affine", num_bins: int = 8, bound: float = 5.0,
-        log_scale_bound: float = 2.0, hidden_bias_init: str = "zeros",
-        context_size: int | None = None, seed: int | None = None,
+        log_scale_bound: float = 2.0, hidden_bias_init: str = "uniform",
+        network_init: str = "uniform", context_size: int | None = None, seed: int | None = None,
         dtype: tf.DType = tf.float32, name: str = "iaf") -> tfd.TransformedDistribution:
     """Inverse autoregressive flow (Kingma et al., 2016): fast sampling, slow density.
 
@@ -351,7 +378,7 @@ def iaf(event_size: int, num_layers: int = 5, hidden_layers: Sequence[int] = (64
     """
     return _autoregressive("iaf", inverse_autoregressive_flow, event_size, num_layers,
                            hidden_layers, transformer, num_bins, bound, log_scale_bound,
-                           hidden_bias_init, context_size, seed, dtype, name)
+                           hidden_bias_init, network_init, context_size, seed, dtype, name)
 
 
 BUILDERS = {"realnvp": realnvp, "nsf": nsf, "planar": planar,
@@ -359,20 +386,26 @@ BUILDERS = {"realnvp": realnvp, "nsf": nsf, "planar": planar,
             "maf": maf, "iaf": iaf}
 
 
-# flows.nsf's value of each option before the option was recorded in its flow_config (or before
-# its default changed): data_affine (default True since 2026-12-03), invert_splines,
-# marginal_splines and hidden_bias_init (defaults changed 2026-12-07, recorded since then).
-_NSF_BEFORE_KEYS = {"data_affine": False, "invert_splines": False, "marginal_splines": False,
-                    "hidden_bias_init": "zeros"}
+# Per builder, the value of each option before the option was recorded in its flow_config (or
+# before its default changed), so that a config saved earlier rebuilds the flow it described.
+# nsf: data_affine (default True since 2026-12-03), invert_splines, marginal_splines and
+# hidden_bias_init (defaults changed 2026-12-07); network_init (recorded since 2026-12-07,
+# second session) for realnvp, nsf, maf and iaf, hidden_bias_init for realnvp.
+_BEFORE_KEYS = {"nsf": {"data_affine": False, "invert_splines": False,
+                        "marginal_splines": False, "hidden_bias_init": "zeros",
+                        "network_init": "identity"},
+                "realnvp": {"hidden_bias_init": "zeros", "network_init": "identity"},
+                "maf": {"network_init": "identity"},
+                "iaf": {"network_init": "identity"}}
 
 
 def build(builder: str, **kwargs) -> tfd.TransformedDistribution:
     """Rebuilds a flow from its ``flow_config``: ``build(**dist.flow_config)``."""
     if builder not in BUILDERS:
         raise ValueError(f"Unknown flow builder {builder!r}; expected one of {sorted(BUILDERS)}.")
-    if builder == "nsf":  # configs recorded before these keys existed: the flow they described
-        for key, value in _NSF_BEFORE_KEYS.items():
-            kwargs.setdefault(key, value)
+    # configs recorded before these keys existed: the flow they described
+    for key, value in _BEFORE_KEYS.get(builder, {}).items():
+        kwargs.setdefault(key, value)
     return BUILDERS[builder](**kwargs)
 
 

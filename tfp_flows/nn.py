@@ -33,25 +33,35 @@ def concat_conditions(x0: tf.Tensor, condition_kwargs: dict) -> tf.Tensor:
 
 
 _BIAS_INITS = ("zeros", "uniform")
+_KERNEL_INITS = ("glorot", "uniform")
+# A flow layer's network: Glorot kernels and a zero output layer (the layer starts as the
+# identity), or every kernel and the output bias from U(±1/√fan_in) (PyTorch's default).
+NETWORK_INITS = ("identity", "uniform")
 
 
-def _dense_layers(widths, rng, zero_init_output, shapes, bias_init="zeros"):
-    """Glorot-uniform kernels and zero biases of dense layers ``widths[i] -> widths[i+1]``.
+def _dense_layers(widths, rng, zero_init_output, shapes, bias_init="zeros",
+                  kernel_init="glorot"):
+    """Initial kernels and biases of dense layers ``widths[i] -> widths[i+1]``.
 
-    Returns the flat pieces ``[W_1, b_1, ..., W_L, b_L]`` and appends their shapes to ``shapes``;
-    the last kernel is zero with ``zero_init_output`` (the network starts at output 0).
-    ``bias_init="uniform"``: the hidden layers' biases are drawn from ``U(±1/√fan_in)`` (after
-    each kernel, from the same ``rng``); the output layer's bias stays zero.
+    Returns the flat pieces ``[W_1, b_1, ..., W_L, b_L]`` and appends their shapes to ``shapes``.
+    Kernels: Glorot-uniform ``U(±√(6 / (fan_in + fan_out)))`` (``kernel_init="glorot"``) or
+    ``U(±1/√fan_in)`` (``"uniform"``: PyTorch's ``nn.Linear`` default; then the output bias is
+    drawn from ``U(±1/√fan_in)`` too). With ``zero_init_output`` the last kernel and bias are
+    zero (the network starts at output 0). Hidden biases: zero, or from ``U(±1/√fan_in)`` with
+    ``bias_init="uniform"``. Everything is drawn from ``rng`` in layer order.
     """
     pieces = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         last = i == len(widths) - 2
+        bias = np.zeros([fan_out])
         if zero_init_output and last:
             kernel = np.zeros([fan_in, fan_out])
         else:
-            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            limit = (1.0 / np.sqrt(fan_in) if kernel_init == "uniform"
+                     else np.sqrt(6.0 / (fan_in + fan_out)))
             kernel = rng.uniform(-limit, limit, size=[fan_in, fan_out])
-        bias = np.zeros([fan_out])
+            if last and kernel_init == "uniform":
+                bias = rng.uniform(-1.0, 1.0, size=[fan_out]) / np.sqrt(fan_in)
         if bias_init == "uniform" and not last:
             bias = rng.uniform(-1.0, 1.0, size=[fan_out]) / np.sqrt(fan_in)
         pieces += [kernel.ravel(), bias]
@@ -93,11 +103,14 @@ class MLP(tf.Module):
       output_units: width of the output.
       activation: elementwise activation of the hidden layers.
       zero_init_output: initialise the last layer to zero (output exactly 0).
-      seed: int seed for the Glorot-uniform initialisation (None: random).
+      seed: int seed of the initialisation (None: random).
       bias_init: ``"zeros"`` or ``"uniform"``: hidden biases from ``U(±1/√fan_in)``. With zero
         biases a ReLU network starts positively homogeneous (``f(a·h) = a·f(h)``, ``a > 0``):
         on a one-dimensional input all its kinks sit at 0 until the biases learn to move them;
         random biases spread them over the input's range from the start.
+      kernel_init: ``"glorot"`` (Glorot-uniform) or ``"uniform"``: every kernel from
+        ``U(±1/√fan_in)``, and the output bias too unless ``zero_init_output`` (PyTorch's
+        ``nn.Linear`` default).
       name: module name.
 
     Shapes: input ``[..., d]`` -> output ``[..., output_units]``; the batch axes are
@@ -120,9 +133,10 @@ class MLP(tf.Module):
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
                  zero_init_output: bool = True, seed: int | None = None,
                  extra_parameters: dict | None = None, bias_init: str = "zeros",
-                 name: str | None = None):
+                 kernel_init: str = "glorot", name: str | None = None):
         super().__init__(name=name)
         self._bias_init = _checks.one_of(bias_init, _BIAS_INITS, "bias_init")
+        self._kernel_init = _checks.one_of(kernel_init, _KERNEL_INITS, "kernel_init")
         self._extra = {k: np.asarray(v, np.float64) for k, v in (extra_parameters or {}).items()}
         self._hidden = _checks.hidden_layers(hidden_layers)
         self._output_units = _checks.positive_int(output_units, "output_units")
@@ -137,7 +151,7 @@ class MLP(tf.Module):
         rng = np.random.default_rng(self._seed)
         widths = [input_units] + self._hidden + [self._output_units]
         pieces = _dense_layers(widths, rng, self._zero_init_output, self._shapes,
-                               self._bias_init)
+                               self._bias_init, self._kernel_init)
         pieces += [v.ravel() for v in self._extra.values()]
         self.params = make_variable(np.concatenate(pieces), "params", dtype)
         self._built_for = (input_units, dtype)
@@ -237,8 +251,8 @@ class MADE(tf.Module):
     Each layer is ``h_l = act((M_l ⊙ W_l) h_{l−1} + V_l c + b_l)`` with a fixed binary mask
     ``M_l`` from ``made_degrees``; the context ``c [..., C]`` feeds every layer unmasked,
     the output layer included (else the element of degree 1, which sees no hidden unit,
-    would not depend on ``c``). The output layer is zero-initialised, so a fresh MADE
-    returns zeros (the identity map for the transformers).
+    would not depend on ``c``). With ``zero_init_output`` (the default) the output layer is
+    zero-initialised, so a fresh MADE returns zeros (the identity map for the transformers).
 
     Args:
       event_size: ``D``, the size of the last axis of ``x``.
@@ -248,11 +262,14 @@ class MADE(tf.Module):
       conditional_size: ``C``, the size of ``conditional_input``, or None (unconditional).
       input_order: degrees of the inputs, a permutation of ``1..D`` (default left to right).
       activation: elementwise activation of the hidden layers.
-      seed: int seed for the Glorot-uniform initialisation (None: random).
+      seed: int seed of the initialisation (None: random).
       bias_init: ``"zeros"`` or ``"uniform"``: hidden biases from ``U(±1/√fan_in)``. With zero
         biases a ReLU network starts positively homogeneous (``f(a·h) = a·f(h)``, ``a > 0``):
         on a one-dimensional input all its kinks sit at 0 until the biases learn to move them;
         random biases spread them over the input's range from the start.
+      kernel_init: ``"glorot"`` or ``"uniform"``, as ``MLP``'s (fan-ins before masking; a
+        context weight ``V_l`` with ``fan_in = h_{l−1} + C``).
+      zero_init_output: initialise the output layer (and its context weights) to zero.
       name: module name.
 
     All weights (``W_l, b_l`` of every layer, then ``V = [V_1, ..., V_L]``) live in one flat
@@ -266,9 +283,12 @@ class MADE(tf.Module):
                  hidden_layers: Sequence[int] = (64, 64), conditional_size: int | None = None,
                  input_order: Sequence[int] | None = None,
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
-                 seed: int | None = None, bias_init: str = "zeros", name: str | None = None):
+                 seed: int | None = None, bias_init: str = "zeros", kernel_init: str = "glorot",
+                 zero_init_output: bool = True, name: str | None = None):
         super().__init__(name=name or "made")
         self._bias_init = _checks.one_of(bias_init, _BIAS_INITS, "bias_init")
+        self._kernel_init = _checks.one_of(kernel_init, _KERNEL_INITS, "kernel_init")
+        self._zero_init_output = bool(zero_init_output)
         self._hidden = _checks.hidden_layers(hidden_layers)
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._params_per_element = _checks.positive_int(params_per_element,
@@ -320,12 +340,17 @@ class MADE(tf.Module):
     def _build(self, dtype):
         rng = np.random.default_rng(self._seed)
         widths = [self._event_size] + self._hidden + [self._event_size * self._params_per_element]
-        pieces = _dense_layers(widths, rng, True, self._shapes, self._bias_init)
+        pieces = _dense_layers(widths, rng, self._zero_init_output, self._shapes,
+                               self._bias_init, self._kernel_init)
         if self._conditional_size is not None:
-            c, out = self._conditional_size, widths[1:]
-            limits = np.concatenate([np.full([w], np.sqrt(6.0 / (c + w))) for w in out])
-            context = rng.uniform(-1.0, 1.0, size=[c, sum(out)]) * limits
-            context[:, -out[-1]:] = 0.0  # the output layer starts at zero for every context
+            c, ins, out = self._conditional_size, widths[:-1], widths[1:]
+            if self._kernel_init == "uniform":
+                limits = [np.full([w], 1.0 / np.sqrt(h + c)) for h, w in zip(ins, out)]
+            else:
+                limits = [np.full([w], np.sqrt(6.0 / (c + w))) for w in out]
+            context = rng.uniform(-1.0, 1.0, size=[c, sum(out)]) * np.concatenate(limits)
+            if self._zero_init_output:  # the output layer starts at zero for every context
+                context[:, -out[-1]:] = 0.0
             pieces.append(context.ravel())
             self._shapes.append((c, sum(out)))
         self.params = make_variable(np.concatenate(pieces), "params", dtype)

@@ -14,7 +14,7 @@ import tensorflow_probability as tfp
 from tfp_flows import _checks
 from tfp_flows.bijectors import transformers as _transformers
 from tfp_flows.bijectors._base import LogDetWithMap
-from tfp_flows.nn import MADE
+from tfp_flows.nn import MADE, NETWORK_INITS
 
 tfb = tfp.bijectors
 
@@ -75,29 +75,34 @@ class MaskedAutoregressiveFlow(LogDetWithMap, tfb.MaskedAutoregressiveFlow):
       input_order: MADE degrees, a permutation of ``1..D`` (default left to right).
       activation: MADE hidden activation.
       seed: int seed of the MADE initialisation.
-      bias_init: the MADE's hidden biases, ``"zeros"`` or ``"uniform"`` (``nn.MADE``); its
-        last layer is zero either way.
+      bias_init: the MADE's hidden biases, ``"zeros"`` or ``"uniform"`` (``nn.MADE``).
+      network_init: the MADE's other weights: ``"identity"`` (Glorot-uniform kernels, a zero
+        last layer: a fresh bijector is the identity) or ``"uniform"`` (every kernel and the
+        output bias from ``U(±1/√fan_in)``, PyTorch's ``nn.Linear`` default: near, not at,
+        the identity).
       validate_args: TFP's flag.
       name: bijector name (unique within a ``tfb.Chain`` to route ``bijector_kwargs``).
 
-    The MADE's last layer is zero-initialised, so a fresh bijector is the identity. Its variable
-    is created on the first call (with the input's dtype) through ``make_variable``, so
-    ``tf.Module`` tracking (TFP) and ``FlowModel`` (Keras) see it.
+    The MADE's variable is created on the first call (with the input's dtype) through
+    ``make_variable``, so ``tf.Module`` tracking (TFP) and ``FlowModel`` (Keras) see it.
     """
 
     def __init__(self, event_size: int, transformer="affine",
                  hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,
                  input_order: Sequence[int] | None = None,
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
-                 seed: int | None = None, bias_init: str = "zeros", validate_args: bool = False,
+                 seed: int | None = None, bias_init: str = "zeros",
+                 network_init: str = "identity", validate_args: bool = False,
                  name: str | None = None):
         name = name or "masked_autoregressive_flow"
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._transformer = _transformers.get(transformer)
+        identity = _checks.one_of(network_init, NETWORK_INITS, "network_init") == "identity"
         self._made = MADE(event_size, self._transformer.num_params, hidden_layers,
                           conditional_size=context_size, input_order=input_order,
                           activation=activation, seed=seed, bias_init=bias_init,
-                          name=f"{name}_made")
+                          kernel_init="glorot" if identity else "uniform",
+                          zero_init_output=identity, name=f"{name}_made")
         super().__init__(bijector_fn=self._bijector_fn_of_made, validate_args=validate_args,
                          name=name)
 
@@ -159,7 +164,7 @@ def inverse_autoregressive_flow(event_size: int, transformer="affine",
                                 input_order: Sequence[int] | None = None,
                                 activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
                                 seed: int | None = None, bias_init: str = "zeros",
-                                validate_args: bool = False,
+                                network_init: str = "identity", validate_args: bool = False,
                                 name: str | None = None) -> tfb.Invert:
     """IAF (Kingma et al., 2016): ``tfb.Invert(MaskedAutoregressiveFlow(...))``.
 
@@ -174,6 +179,7 @@ def inverse_autoregressive_flow(event_size: int, transformer="affine",
     maf = MaskedAutoregressiveFlow(event_size, transformer=transformer,
                                    hidden_layers=hidden_layers, context_size=context_size,
                                    input_order=input_order, activation=activation, seed=seed,
-                                   bias_init=bias_init, validate_args=validate_args,
+                                   bias_init=bias_init, network_init=network_init,
+                                   validate_args=validate_args,
                                    name=f"{name}_maf")
     return tfb.Invert(maf, name=name)

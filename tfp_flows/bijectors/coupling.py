@@ -24,7 +24,7 @@ from tfp_flows import _checks
 from tfp_flows.bijectors import transformers as transformers_lib
 from tfp_flows.bijectors._base import FlowBijector, LogDetWithMap
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask
-from tfp_flows.nn import MLP
+from tfp_flows.nn import MLP, NETWORK_INITS
 
 
 def half_split(event_size: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -100,8 +100,8 @@ class Coupling(LogDetWithMap, FlowBijector):
         or a pair ``(conditioning, transformed)`` of index arrays (entries in neither pass
         through; see ``half_split``, ``checkerboard_split``, ``channel_split``). With a
         context the conditioning set may be empty: ``y = τ(x; NN(c))`` elementwise.
-      conditioner: None for ``nn.MLP(hidden_layers, |T|·P)`` with a zero last layer (a fresh
-        coupling is the identity), or a callable ``h [..., |K| + C] -> [..., |T|·P]`` where
+      conditioner: None for ``nn.MLP(hidden_layers, |T|·P)`` (initialised as
+        ``network_init`` says), or a callable ``h [..., |K| + C] -> [..., |T|·P]`` where
         ``h = concat(x_K, c)``.
       hidden_layers: hidden widths of the default MLP.
       context_size: None (unconditional) or ``C``: the forward, inverse and log-det methods
@@ -109,7 +109,11 @@ class Coupling(LogDetWithMap, FlowBijector):
       activation: hidden activation of the default MLP.
       seed: int seed of the default MLP's initialisation.
       bias_init: hidden biases of the default MLP, ``"zeros"`` or ``"uniform"``
-        (``nn.MLP``'s ``bias_init``); its last layer is zero either way.
+        (``nn.MLP``'s ``bias_init``).
+      network_init: the default MLP's other weights: ``"identity"`` (Glorot-uniform kernels,
+        a zero last layer: a fresh coupling is the identity) or ``"uniform"`` (every kernel
+        and the output bias from ``U(±1/√fan_in)``, PyTorch's ``nn.Linear`` default: a fresh
+        coupling is near, not at, the identity).
 
     Raises ``ValueError`` for an input whose last axis is not ``D`` or a context whose last
     axis is not ``C``, and when the context is missing or unexpected.
@@ -118,7 +122,8 @@ class Coupling(LogDetWithMap, FlowBijector):
     def __init__(self, event_size: int, transformer="affine", split=None, conditioner=None,
                  hidden_layers: Sequence[int] = (64, 64), context_size: int | None = None,
                  activation: Callable[[tf.Tensor], tf.Tensor] = tf.nn.relu,
-                 seed: int | None = None, bias_init: str = "zeros", dtype: tf.DType = tf.float32,
+                 seed: int | None = None, bias_init: str = "zeros",
+                 network_init: str = "identity", dtype: tf.DType = tf.float32,
                  validate_args: bool = False, name: str = "coupling"):
         parameters = dict(locals())
         d = self._event_size = _checks.positive_int(event_size, "event_size")
@@ -141,10 +146,12 @@ class Coupling(LogDetWithMap, FlowBijector):
         self._cond, self._trans, self._keep = cond, trans, keep
         # y = concat([x_keep, y_T])[..., position] puts every entry back at its index.
         self._position = np.argsort(np.concatenate([keep, trans])).astype(np.int32)
+        identity = _checks.one_of(network_init, NETWORK_INITS, "network_init") == "identity"
         with tf.name_scope(name) as scope:
             if conditioner is None:
                 conditioner = MLP(hidden_layers, self._output_units, activation=activation,
-                                  zero_init_output=True, seed=seed, bias_init=bias_init,
+                                  zero_init_output=identity, seed=seed, bias_init=bias_init,
+                                  kernel_init="glorot" if identity else "uniform",
                                   name="conditioner")
                 width = cond.size + (self._context_size or 0)
                 with tf.init_scope():  # build now: the variables exist before the first call
