@@ -20,7 +20,10 @@ Models (8 layers, hidden ``[64, 64]`` unless the config says otherwise), one dat
   (``softclip_knots``), ``_biases`` (``hidden_bias_init="uniform"``) and combinations;
   ``tfp_flows_nsf_inverted_marginal_biases``: the defaults since 2026-12-07, spelled out;
   ``tfp_flows_nsf_default_dec3``: the defaults before, spelled out; ``tfp_flows_maf_biases``:
-  ``flows.maf(hidden_bias_init="uniform")``):
+  ``flows.maf(network_init="identity", hidden_bias_init="uniform")``; the defaults of
+  ``flows.realnvp`` and ``flows.maf`` before 2026-12-07's ``network_init="uniform"``,
+  ``hidden_bias_init="uniform"``: ``tfp_flows_realnvp_identity``, ``tfp_flows_maf_identity``;
+  ``tfp_flows_nsf_uniform``: ``flows.nsf(network_init="uniform")``):
   a builder with some options set, trained the same way (tuning runs);
 * ``tfp_flows_loop``: the same flow in the hand-written ``tf.function`` loop (no XLA), which
   separates the flow's defaults from the trainer's speed (not in the default list: time);
@@ -42,7 +45,13 @@ MODELS = ["tfp_flows_fit", "tfp_flows_fit_adam", "tfp_flows_nsf", "tfp_flows_maf
 BUILDERS = {"tfp_flows_nsf": "nsf", "tfp_flows_maf": "maf", "tfp_flows_iaf": "iaf"}
 # Variants of a builder's defaults tried while tuning them (run.py --models NAME); not in MODELS.
 VARIANTS = {"tfp_flows_nsf_bound10": ("nsf", dict(bound=10.0)),
-            "tfp_flows_maf_biases": ("maf", dict(hidden_bias_init="uniform")),
+            "tfp_flows_maf_biases": ("maf", dict(network_init="identity",
+                                                 hidden_bias_init="uniform")),
+            "tfp_flows_realnvp_identity": ("realnvp", dict(network_init="identity",
+                                                           hidden_bias_init="zeros")),
+            "tfp_flows_maf_identity": ("maf", dict(network_init="identity",
+                                                   hidden_bias_init="zeros")),
+            "tfp_flows_nsf_uniform": ("nsf", dict(network_init="uniform")),
             "tfp_flows_nsf_bins16": ("nsf", dict(num_bins=16)),
             "tfp_flows_nsf_marginal": ("nsf", dict(marginal_splines=True)),
             "tfp_flows_nsf_affine": ("nsf", dict(data_affine=True)),
@@ -78,7 +87,7 @@ def ours(config, event_size, seed, batch_norm=False):
 
 
 def builder(name, config, event_size, seed, **overrides):
-    """``tfp_flows.flows.<name>`` (``nsf``, ``maf``, ``iaf``) with its defaults (but
+    """``tfp_flows.flows.<name>`` (``realnvp``, ``nsf``, ``maf``, ``iaf``) with its defaults (but
     ``overrides``) and the config's ``num_layers`` / ``hidden_layers``."""
     import tfp_flows
 
