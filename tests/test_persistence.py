@@ -186,22 +186,25 @@ def test_nsf_config_recorded_before_the_2026_12_07_defaults_rebuilds_the_old_flo
 
 @pytest.mark.parametrize("builder", ["realnvp", "nsf", "maf", "iaf"])
 def test_config_recorded_before_network_init_rebuilds_identity_networks(builder):
-    """``network_init`` (and ``realnvp``'s ``hidden_bias_init``) are recorded since 2026-12-07:
-    a ``flow_config`` saved before has neither, and described zero-initialised output layers
-    and zero hidden biases (``realnvp``): ``build`` rebuilds a flow that starts at the base."""
+    """``network_init`` is recorded since 2026-12-07 (``hidden_bias_init`` since then or
+    earlier): a ``flow_config`` saved without them described zero-initialised output layers
+    and zero hidden biases: ``build`` rebuilds a flow that starts at the base."""
     make = getattr(tfp_flows.flows, builder)
     config = make(2, num_layers=2, hidden_layers=[8], network_init="uniform",
                   hidden_bias_init="uniform", seed=0).flow_config
     assert config["network_init"] == "uniform" and config["hidden_bias_init"] == "uniform"
-    old = {k: v for k, v in config.items() if k != "network_init"}
-    if builder == "realnvp":
-        del old["hidden_bias_init"]
+    old = {k: v for k, v in config.items() if k not in ("network_init", "hidden_bias_init")}
     x = np.random.default_rng(0).normal(size=[5, 2]).astype("float32")
     base = tfp_flows.flows.standard_normal(2).log_prob(tf.constant(x)).numpy()
     np.testing.assert_allclose(tfp_flows.flows.build(**old).log_prob(tf.constant(x)).numpy(),
                                base, atol=1e-5)
     rebuilt = tfp_flows.flows.build(**config).log_prob(tf.constant(x)).numpy()
     assert np.abs(rebuilt - base).max() > 1e-2
-    if builder == "realnvp":
-        coupling = tfp_flows.flows.layers_of(tfp_flows.flows.build(**old))[0]
-        np.testing.assert_array_equal(coupling.conditioner.weights()[0][1].numpy(), 0.0)
+    # the same start as the old defaults spelled out (weights equal, variables built above)
+    before = make(2, num_layers=2, hidden_layers=[8], network_init="identity",
+                  hidden_bias_init="zeros", seed=0)
+    before.log_prob(tf.constant(x))
+    rebuilt_old = tfp_flows.flows.build(**old)
+    rebuilt_old.log_prob(tf.constant(x))
+    for a, b in zip(rebuilt_old.trainable_variables, before.trainable_variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -389,14 +389,14 @@ BUILDERS = {"realnvp": realnvp, "nsf": nsf, "planar": planar,
 # Per builder, the value of each option before the option was recorded in its flow_config (or
 # before its default changed), so that a config saved earlier rebuilds the flow it described.
 # nsf: data_affine (default True since 2026-12-03), invert_splines, marginal_splines and
-# hidden_bias_init (defaults changed 2026-12-07); network_init (recorded since 2026-12-07,
-# second session) for realnvp, nsf, maf and iaf, hidden_bias_init for realnvp.
+# hidden_bias_init (defaults changed 2026-12-07); realnvp, maf, iaf: hidden_bias_init
+# (recorded for maf and iaf since 2026-12-07, realnvp since its second session, default
+# "uniform" since then); network_init for all four (recorded since that second session).
 _BEFORE_KEYS = {"nsf": {"data_affine": False, "invert_splines": False,
                         "marginal_splines": False, "hidden_bias_init": "zeros",
                         "network_init": "identity"},
-                "realnvp": {"hidden_bias_init": "zeros", "network_init": "identity"},
-                "maf": {"network_init": "identity"},
-                "iaf": {"network_init": "identity"}}
+                **{builder: {"hidden_bias_init": "zeros", "network_init": "identity"}
+                   for builder in ("realnvp", "maf", "iaf")}}
 
 
 def build(builder: str, **kwargs) -> tfd.TransformedDistribution:
