@@ -202,6 +202,8 @@ def nsf(event_size: int, num_layers: int = 8, num_bins: int = 8,
     test NLL 4.427 without, 3.548 with). ``softclip_knots``: zuko's knot parametrisation
     (``RationalQuadraticSpline(softclip=True)``); ``mixing="lu"``: an ``LULinear`` that starts
     at the permutation instead of the permutation (both off: neither helped, ``benchmarks/``).
+    ``network_init``: as ``realnvp``'s, but ``"identity"`` by default here (``"uniform"``, the
+    default of ``realnvp``, ``maf`` and ``iaf``, was not better for splines at seed 0).
 
     Measured (``benchmarks/README.md``, issue 10: 3000 steps of ``fit`` + ``flow_optimizer``,
     8 layers of 2×64, 8 bins): these defaults (since 2026-12-07) against the previous ones
