@@ -34,9 +34,15 @@ def concat_conditions(x0: tf.Tensor, condition_kwargs: dict) -> tf.Tensor:
 
 _BIAS_INITS = ("zeros", "uniform")
 _KERNEL_INITS = ("glorot", "uniform")
-# A flow layer's network: Glorot kernels and a zero output layer (the layer starts as the
-# identity), or every kernel and the output bias from U(±1/√fan_in) (PyTorch's default).
-NETWORK_INITS = ("identity", "uniform")
+_NETWORK_INITS = ("identity", "uniform")
+
+
+def network_init_kwargs(network_init: str) -> dict:
+    """``MLP`` / ``MADE`` keyword arguments for a flow layer's ``network_init``: ``"identity"``
+    (Glorot kernels, a zero output layer: the layer starts as the identity) or ``"uniform"``
+    (every kernel and the output bias from ``U(±1/√fan_in)``, PyTorch's default)."""
+    identity = _checks.one_of(network_init, _NETWORK_INITS, "network_init") == "identity"
+    return dict(kernel_init="glorot" if identity else "uniform", zero_init_output=identity)
 
 
 def _dense_layers(widths, rng, zero_init_output, shapes, bias_init="zeros",

@@ -14,7 +14,7 @@ import tensorflow_probability as tfp
 from tfp_flows import _checks
 from tfp_flows.bijectors import transformers as _transformers
 from tfp_flows.bijectors._base import LogDetWithMap
-from tfp_flows.nn import MADE, NETWORK_INITS
+from tfp_flows.nn import MADE, network_init_kwargs
 
 tfb = tfp.bijectors
 
@@ -97,12 +97,10 @@ class MaskedAutoregressiveFlow(LogDetWithMap, tfb.MaskedAutoregressiveFlow):
         name = name or "masked_autoregressive_flow"
         self._event_size = _checks.positive_int(event_size, "event_size")
         self._transformer = _transformers.get(transformer)
-        identity = _checks.one_of(network_init, NETWORK_INITS, "network_init") == "identity"
         self._made = MADE(event_size, self._transformer.num_params, hidden_layers,
                           conditional_size=context_size, input_order=input_order,
                           activation=activation, seed=seed, bias_init=bias_init,
-                          kernel_init="glorot" if identity else "uniform",
-                          zero_init_output=identity, name=f"{name}_made")
+                          **network_init_kwargs(network_init), name=f"{name}_made")
         super().__init__(bijector_fn=self._bijector_fn_of_made, validate_args=validate_args,
                          name=name)
 

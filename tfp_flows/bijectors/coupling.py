@@ -24,7 +24,7 @@ from tfp_flows import _checks
 from tfp_flows.bijectors import transformers as transformers_lib
 from tfp_flows.bijectors._base import FlowBijector, LogDetWithMap
 from tfp_flows.bijectors.masks import channel_mask, checkerboard_mask
-from tfp_flows.nn import MLP, NETWORK_INITS
+from tfp_flows.nn import MLP, network_init_kwargs
 
 
 def half_split(event_size: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -146,12 +146,11 @@ class Coupling(LogDetWithMap, FlowBijector):
         self._cond, self._trans, self._keep = cond, trans, keep
         # y = concat([x_keep, y_T])[..., position] puts every entry back at its index.
         self._position = np.argsort(np.concatenate([keep, trans])).astype(np.int32)
-        identity = _checks.one_of(network_init, NETWORK_INITS, "network_init") == "identity"
+        network_kwargs = network_init_kwargs(network_init)
         with tf.name_scope(name) as scope:
             if conditioner is None:
                 conditioner = MLP(hidden_layers, self._output_units, activation=activation,
-                                  zero_init_output=identity, seed=seed, bias_init=bias_init,
-                                  kernel_init="glorot" if identity else "uniform",
+                                  seed=seed, bias_init=bias_init, **network_kwargs,
                                   name="conditioner")
                 width = cond.size + (self._context_size or 0)
                 with tf.init_scope():  # build now: the variables exist before the first call
