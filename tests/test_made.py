@@ -8,11 +8,25 @@ import tensorflow as tf
 from tfp_flows import nn
 
 
+def _pieces(made):
+    """The MADE's weights ``[W_1, b_1, ..., W_L, b_L, (V)]`` as NumPy arrays of their shapes."""
+    sizes = [int(np.prod(s)) for s in made._shapes]
+    flat = np.split(made.params.numpy(), np.cumsum(sizes)[:-1])
+    return [p.reshape(s) for p, s in zip(flat, made._shapes)]
+
+
+def _assert_autoregressive(made, jac):
+    """``jac [N, D, P, D]``: output ``i`` does not depend on inputs of degree ``≥ i``'s."""
+    degrees = made.input_degrees
+    for i in range(made.event_size):
+        for j in range(made.event_size):
+            if degrees[j] >= degrees[i]:
+                np.testing.assert_array_equal(jac[:, i, :, j], 0.0)
+
+
 def _reference(made, x, c=None):
     """``h_l = relu((M_l ⊙ W_l) h_{l−1} + V_l c + b_l)``, the last layer without the relu."""
-    flat = made.params.numpy()
-    sizes = [int(np.prod(s)) for s in made._shapes]
-    pieces = [p.reshape(s) for p, s in zip(np.split(flat, np.cumsum(sizes)[:-1]), made._shapes)]
+    pieces = _pieces(made)
     masks = made.masks()
     widths = [m.shape[1] for m in masks]
     context = (np.split(c @ pieces[-1], np.cumsum(widths)[:-1], axis=-1) if c is not None
@@ -71,8 +85,7 @@ def test_made_uniform_hidden_biases_keep_it_autoregressive_and_zero_at_start():
     x = tf.constant(np.random.default_rng(0).normal(size=[5, 3]))
     np.testing.assert_array_equal(made(x).numpy(), 0.0)
     flat = made.params.numpy()
-    sizes = [int(np.prod(s)) for s in made._shapes]
-    pieces = np.split(flat, np.cumsum(sizes)[:-1])
+    pieces = _pieces(made)
     fan_ins = [3, 8]
     for bias, fan_in in zip(pieces[1:4:2], fan_ins):
         assert np.any(bias != 0.0) and np.all(np.abs(bias) <= 1 / np.sqrt(fan_in))
@@ -83,11 +96,7 @@ def test_made_uniform_hidden_biases_keep_it_autoregressive_and_zero_at_start():
         tape.watch(xt)
         out = made(xt)
     jac = tape.batch_jacobian(out, xt).numpy()  # [N, D, P, D]
-    degrees = made.input_degrees
-    for i in range(3):
-        for j in range(3):
-            if degrees[j] >= degrees[i]:
-                np.testing.assert_array_equal(jac[:, i, :, j], 0.0)
+    _assert_autoregressive(made, jac)
     assert np.any(jac != 0.0)
     with pytest.raises(ValueError, match="bias_init"):
         nn.MADE(3, 2, bias_init="normal")
@@ -105,24 +114,18 @@ def test_made_uniform_init_draws_every_weight_within_its_fan_in_bound():
         tape.watch(x)
         out = made(x, conditional_input=c)
     assert np.all(out.numpy() != 0.0)
-    sizes = [int(np.prod(s)) for s in made._shapes]
-    pieces = np.split(made.params.numpy(), np.cumsum(sizes)[:-1])
+    pieces = _pieces(made)
     fan_ins = [3, 3, 8, 8, 8, 8]  # W_1, b_1, W_2, b_2, W_3, b_3
     for piece, fan_in in zip(pieces[:6], fan_ins):
         bound = 1 / np.sqrt(fan_in)
         assert np.all(np.abs(piece) <= bound) and np.abs(piece).max() > 0.5 * bound
-    context = pieces[6].reshape(2, 8 + 8 + 6)
+    context = pieces[6]  # [C, 8 + 8 + 6]
     for block, fan_in in zip(np.split(context, [8, 16], axis=1), [3 + 2, 8 + 2, 8 + 2]):
         bound = 1 / np.sqrt(fan_in)
         assert np.all(np.abs(block) <= bound) and np.abs(block).max() > 0.5 * bound
     glorot = nn.MADE(3, 2, hidden_layers=[8, 8], seed=0)
     glorot(x)
-    assert np.abs(glorot.params.numpy()[24 + 8:24 + 8 + 64]).max() > 1 / np.sqrt(8)  # W_2
-    jac = tape.batch_jacobian(out, x).numpy()  # [N, D, P, D]
-    degrees = made.input_degrees
-    for i in range(3):
-        for j in range(3):
-            if degrees[j] >= degrees[i]:
-                np.testing.assert_array_equal(jac[:, i, :, j], 0.0)
+    assert np.abs(_pieces(glorot)[2]).max() > 1 / np.sqrt(8)  # W_2
+    _assert_autoregressive(made, tape.batch_jacobian(out, x).numpy())
     with pytest.raises(ValueError, match="kernel_init"):
         nn.MADE(3, 2, kernel_init="normal")
