@@ -9,7 +9,10 @@ arithmetic floor (``round_xla``):
   loss, gradients and Adam only;
 * ``round_xla_no_adam``: the same without the optimizer (loss and gradients);
 * ``fit``: ``fit`` with the defaults (XLA, NaN guard, 32 steps per execution, one XLA
-  computation per execution); ``fit_no_guard``: ``FlowModel(nan_guard=False)``;
+  computation per execution), the rounds being the epochs of one ``fit`` call (as in
+  ``speed.py``); ``fit_new_call``: a new ``fit`` call per round (Keras then makes a new
+  iterator of the pipeline, whose 50k-point shuffle buffer is refilled before the first
+  batch); ``fit_no_guard``: ``FlowModel(nan_guard=False)``;
   ``fit_no_metrics``: the same model reporting the step's loss instead of Keras ``Mean``
   metrics; ``fit_per_step``: the per-step graph loop of ``training/execution.py`` (one XLA call
   per step, the iterator read between steps; the path taken under a strategy); ``fit_spe1``:
@@ -20,8 +23,9 @@ arithmetic floor (``round_xla``):
   loop; ``new_iterator``: a new iterator of that pipeline and its first batch (filling the
   50k-point shuffle buffer), divided by ``steps``.
 
-``fit`` rows are timed twice: the whole ``fit`` call, and ``(epoch)`` from ``on_epoch_begin`` to
-``on_epoch_end`` (what ``speed.py`` times).
+``fit`` rows are timed twice: the whole round (for ``fit_new_call`` and ``fit_array*``: the whole
+``fit`` call), and ``(epoch)`` from ``on_epoch_begin`` to ``on_epoch_end`` (what ``speed.py``
+times).
 
 ``python -m benchmarks.profile_fit [--rounds R] [--steps S]``.
 """
@@ -79,26 +83,31 @@ def main():
         def _update_metrics(self, loss, weight, metrics, ok, *args, **kwargs):
             return {"loss": loss}
 
-    def fit(cls=FlowModel, per_step=False, cached=False, **kwargs):
+    def fit(cls=FlowModel, per_step=False, cached=False, new_call=False, **kwargs):
         nan_guard = kwargs.pop("nan_guard", True)
         model = cls(flow(), nan_guard=nan_guard)
         model.compile(optimizer=protocol.make_optimizer(config), **kwargs)
         dataset = protocol.train_dataset(x_train, config, config["seed"])
         if cached:  # the same batches, read from memory: data that cost nothing
             dataset = dataset.take(len(x_train) // config["batch_size"]).cache().repeat()
-
-        def run(steps):
-            saved = execution._dense
-            if per_step:
-                execution._dense = lambda spec: False
-            clock = speed._FitClock()
-            try:
+        if new_call:
+            def run(steps):
+                clock = speed._FitClock()
                 model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0,
                           callbacks=[clock])
-            finally:
-                execution._dense = saved
-            return clock.seconds
-        return run
+                return clock.seconds
+            return run
+        # The rounds are the epochs of one fit call (as in speed.py); the first one here is
+        # a warm-up, the caller's untimed call the second.
+        rounds = speed._FitRounds(model, dataset, args.steps, epochs=args.rounds + 2)
+        saved = execution._dense
+        if per_step:  # read when the first execution is traced
+            execution._dense = lambda spec: False
+        try:
+            rounds(args.steps)
+        finally:
+            execution._dense = saved
+        return lambda steps: rounds(steps)[1]
 
     def fit_array(cls=FlowModel, nan_guard=True):
         model = cls(flow(), nan_guard=nan_guard)
@@ -132,6 +141,7 @@ def main():
         "round_xla": lambda: sampled(True),
         "round_xla_no_adam": lambda: sampled(False),
         "fit": fit,
+        "fit_new_call": lambda: fit(new_call=True),
         "fit_no_guard": lambda: fit(nan_guard=False),
         "fit_no_metrics": lambda: fit(NoMetrics),
         "fit_per_step": lambda: fit(per_step=True),

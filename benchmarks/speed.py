@@ -6,7 +6,9 @@ models alike; reported: the median rate over rounds and medians over rounds of p
 ratios (both sides of a ratio saw similar load). Models:
 
 * ``tfp_flows_fit``: ``FlowModel.fit`` with its defaults (XLA train step, NaN guard, 32 steps
-  per execution);
+  per execution) on the protocol's ``tf.data`` pipeline; the rounds are the epochs of one
+  ``fit`` call (``_FitRounds``; before 2026-12-07 a ``fit`` call per round, which timed a
+  refill of the pipeline's shuffle buffer every round);
 * ``tfp_flows_fit_array``: the same ``fit`` on the training array itself
   (``fit(x, batch_size=512)``: reshuffled every epoch, the last batch short; since
   2026-12-07 batched inside the compiled steps, ``execution.ArrayBatches``), the most
@@ -36,6 +38,8 @@ also through ``tfp_flows.CompiledDistribution`` (``xla_chunked``: XLA, its defau
 median of 5 calls.
 """
 
+import queue
+import threading
 import time
 
 import keras
@@ -104,19 +108,63 @@ class _FitClock(keras.callbacks.Callback):
         self.seconds = time.perf_counter() - self.t0
 
 
+class _FitRounds(keras.callbacks.Callback):
+    """The rounds of one ``fit`` call: epoch ``i`` runs when ``run`` is called the ``i``-th time.
+
+    A training run is one ``fit`` call, and within it Keras reads a dataset through one
+    iterator (``steps_per_epoch`` given). A new ``fit`` call per round would make a new
+    iterator every round and time the refill of the pipeline's shuffle buffer (the whole
+    50k-point training set: ~0.8 ms per step of a 100-step round, measured 2026-12-07), which
+    the hand-written loops, reading one iterator, never pay. ``fit`` runs ``epochs`` epochs of
+    ``steps`` steps in a thread that waits at each ``on_epoch_begin`` until ``run`` is called;
+    ``run`` returns the epoch's seconds (``on_epoch_begin`` to ``on_epoch_end``)."""
+
+    def __init__(self, model, dataset, steps, epochs, before_first=None):
+        super().__init__()
+        self.steps = steps
+        self._go, self._done = threading.Semaphore(0), queue.Queue()
+
+        def train():
+            try:
+                model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0,
+                          callbacks=[self])
+            except BaseException as error:  # handed to the caller of run
+                self._done.put(error)
+            self._done.put(None)  # the fit ended
+
+        self._thread = threading.Thread(target=train, daemon=True)
+        self._thread.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._go.acquire()
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._done.put(time.perf_counter() - self.t0)
+
+    def __call__(self, steps):
+        """Runs the next epoch; ``(steps, seconds)``."""
+        if steps != self.steps:
+            raise ValueError(f"this fit's epochs have {self.steps} steps, not {steps}")
+        self._go.release()
+        seconds = self._done.get()
+        if seconds is None or isinstance(seconds, BaseException):
+            self._thread.join()
+            raise RuntimeError("the fit ended before this round") from seconds
+        return steps, seconds
+
+
 def _fit_round(dist, x_train, config, nan_guard=True, **compile_kwargs):
+    """``fit`` on the protocol's pipeline: one ``fit`` call whose epochs are the untimed
+    warm-up, the untimed first round and the ``speed_rounds`` timed rounds (``_FitRounds``)."""
     from tfp_flows.training import FlowModel
 
     model = FlowModel(dist, nan_guard=nan_guard)
     model.compile(optimizer=protocol.make_optimizer(config), **compile_kwargs)
     dataset = protocol.train_dataset(x_train, config, config["seed"])
-    model.fit(dataset, epochs=1, steps_per_epoch=config["warmup_steps"], verbose=0)
-
-    def run(steps):
-        clock = _FitClock()
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
-        return steps, clock.seconds
-
+    steps = config["speed_round_steps"]
+    run = _FitRounds(model, dataset, steps, epochs=config["speed_rounds"] + 2)
+    run(steps)  # warm-up: tracing, XLA compilation
     return run
 
 
