@@ -168,3 +168,59 @@ def test_shared_search_spline_searches_once_per_tensor_with_tfp_values(monkeypat
     other = tf.constant(x + 0.5)
     np.testing.assert_array_equal(shared.forward(other).numpy(),
                                   plain.forward(tf.constant(x + 0.5)).numpy())
+
+
+def _collected(ref):
+    import gc
+    gc.collect()
+    return ref() is None
+
+
+def test_release_traced_bijector_cache_lets_a_traced_graph_and_its_bijector_go():
+    import weakref
+
+    held = {"bijector": tfb.Shift(tf.Variable(1.0))}
+    graphs = []
+
+    @tf.function
+    def forward(x):
+        graphs.append(weakref.ref(tf.compat.v1.get_default_graph()))
+        return held["bijector"].forward(x)
+
+    forward(tf.constant([1.0, 2.0]))
+    eager_y = held["bijector"].forward(tf.constant([3.0]))  # an eager entry: kept
+    ref, forward = weakref.ref(held.pop("bijector")), None
+    assert not _collected(graphs[0]), "TFP's cache no longer holds traced graphs: drop the entry"
+    assert _compat.release_traced_bijector_cache() >= 1
+    assert _collected(graphs[0])
+    assert not _collected(ref)  # still cached with the eager tensors
+    del eager_y
+    assert _collected(ref)
+
+
+def test_forget_custom_gradients_unregisters_what_tracing_registered():
+    import weakref
+
+    @tf.custom_gradient
+    def double(x):
+        return 2.0 * x, lambda g: 2.0 * g
+
+    graphs = []
+
+    @tf.function
+    def grad(x):
+        graphs.append(weakref.ref(tf.compat.v1.get_default_graph()))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = double(x)
+        return tape.gradient(y, x)
+
+    before = _compat.custom_gradient_names()
+    assert float(grad(tf.constant(3.0))) == 2.0
+    grad = None
+    new = _compat.custom_gradient_names() - before
+    assert new, "tf.custom_gradient no longer registers per trace: drop the entry"
+    assert not _collected(graphs[0])
+    assert _compat.forget_custom_gradients(before) == len(new)
+    assert not _compat.custom_gradient_names() - before
+    assert _collected(graphs[0])

@@ -7,6 +7,8 @@ entry here (one function, one test) instead of reaching into a private attribute
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow.python.framework import ops
 from tensorflow_probability.python.internal import cache_util
 
 # --------------------------------------------------------------------------- TFP
@@ -46,6 +48,46 @@ def shared_search_spline(spline_class):
 
     spline_class._compute_shared = _compute_shared
     return spline_class
+
+
+def _bijector_cache_storages():
+    """The storages of TFP's bijector caches: the one ``tfb.Bijector._cache`` that every
+    bijector class shares, and those of classes (mixins included) with a ``_cache`` of their
+    own (``greedy_attrs_cache``)."""
+    storages, classes, seen = {}, [tfp.bijectors.Bijector], set()
+    while classes:
+        cls = classes.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for base in cls.__mro__:
+            cache = base.__dict__.get("_cache")
+            if isinstance(cache, cache_util.BijectorCache):
+                storages[id(cache.storage)] = cache.storage
+        classes.extend(cls.__subclasses__())
+    return list(storages.values())
+
+
+def release_traced_bijector_cache():
+    """Drops the entries of TFP's bijector caches that hold graph (symbolic) tensors.
+
+    TFP caches every bijector call (``y = f(x)`` and ``x``) in storages shared by bijector
+    instances; it keeps ``x`` while ``y`` is alive, and the entry's key holds the bijector. A
+    ``y`` made while tracing a ``tf.function`` lives as long as its graph, and the graph as
+    long as ``x``: a traced graph then stays in memory, with its bijectors and their
+    variables, for the life of the process. An entry of a finished trace is never used
+    again. Runs only eagerly (while tracing, an enclosing trace may still use its entries);
+    entries of eager tensors are kept. Returns the number of entries dropped.
+    """
+    if not tf.executing_eagerly():
+        return 0
+    dropped = 0
+    for storage in _bijector_cache_storages():
+        for key in list(storage):
+            if any(tf.is_symbolic_tensor(ref()) for ref in key.ref_set):
+                key.cancel()
+                dropped += storage.pop(key, None) is not None
+    return dropped
 
 
 # --------------------------------------------------------------------------- Keras
@@ -103,3 +145,28 @@ def strategy_supports_no_merge_call():
     ``merge_call`` (so a ``tf.cond`` around ``optimizer.apply`` is legal in replica
     context)."""
     return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+
+def custom_gradient_names():
+    """The names under which ``tf.custom_gradient`` has registered gradient functions so far
+    (each traced call registers one, ``CustomGradient-<uid>``, in TF's global registry)."""
+    return {name for name in ops._gradient_registry._registry
+            if name.startswith("CustomGradient-")}
+
+
+def forget_custom_gradients(keep):
+    """Unregisters the ``tf.custom_gradient`` functions not named in ``keep``
+    (``custom_gradient_names()`` taken before the traces whose gradients are done).
+
+    In a ``tf.function`` every call of a ``tf.custom_gradient`` function registers its
+    gradient function in TF's global registry, never removed; the function holds the traced
+    graph's tensors, so the graph (a flow's train step: thousands of ops, its captured
+    variables) outlives everything else. A train step's gradients are built while it is
+    traced, so once it is, its registrations are not needed again. Only for traces nobody
+    differentiates later (a ``tf.function`` called under a tape builds its gradient at the
+    first ``tape.gradient``, from these registrations). Returns the number unregistered.
+    """
+    names = custom_gradient_names() - set(keep)
+    for name in names:
+        ops._gradient_registry._registry.pop(name, None)
+    return len(names)
