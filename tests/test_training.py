@@ -173,6 +173,57 @@ def test_fused_fit_traces_the_step_once_for_every_batch_shape(monkeypatch, sourc
         assert model.train_function.array_steps.experimental_get_tracing_count() == 1
 
 
+_COLLECTED = """
+import gc, sys, weakref
+import keras, numpy as np, tensorflow as tf
+import tfp_flows
+from tfp_flows.training import FlowModel, step, train
+
+x = np.random.default_rng(0).normal(size=[256, 2]).astype("float32")
+dist = tfp_flows.flows.realnvp(2, num_layers=2, hidden_layers=[16, 16], seed=0)
+graphs, original = [], step.loss_and_gradients
+
+def recording(*args, **kwargs):  # the graph of the traced train step
+    graphs.append(weakref.ref(tf.compat.v1.get_default_graph()))
+    return original(*args, **kwargs)
+
+step.loss_and_gradients = recording
+if sys.argv[1] == "fit":
+    model = FlowModel(dist)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(x, batch_size=64, epochs=1, verbose=0, validation_data=x[:64])
+    model.evaluate(x[:64], verbose=0)
+    model.predict(x[:64], verbose=0)
+    del model
+else:
+    train(dist, x, keras.optimizers.Adam(1e-3), steps=4, batch_size=64, progress=False)
+step.loss_and_gradients = original
+refs = [weakref.ref(b) for b in dist.bijector.bijectors] + [
+    weakref.ref(v) for v in dist.trainable_variables]
+del dist
+gc.collect()
+print(len(graphs), sum(g() is not None for g in graphs), sum(r() is not None for r in refs))
+"""
+
+
+@pytest.mark.parametrize("runner", ["fit", "train"])
+def test_a_trained_flow_is_garbage_collected_with_its_traced_graphs(runner, tmp_path):
+    """TFP's bijector cache and ``tf.custom_gradient`` (the MLP's output layer) hold every
+    traced graph; ``fit`` / ``evaluate`` / ``predict`` and ``train`` let their traces go, so
+    the flow's bijectors, variables and graphs go with the last reference to them. In a fresh
+    interpreter: pytest's own machinery keeps objects of a test alive."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "collected.py"
+    script.write_text(_COLLECTED)
+    out = subprocess.run([sys.executable, str(script), runner], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.split()
+    traced, graphs_alive, objects_alive = (int(v) for v in out[-3:])
+    assert traced >= 1
+    assert (graphs_alive, objects_alive) == (0, 0)
+
+
 def test_flow_optimizer_schedule_values():
     opt = flow_optimizer(1100, learning_rate=4e-3, warmup_steps=100, global_clipnorm=2.0)
     assert isinstance(opt, keras.optimizers.Adam) and opt.global_clipnorm == 2.0

@@ -111,6 +111,7 @@ class CompiledDistribution:
         self._base = getattr(distribution, "distribution", None)
         bijector = getattr(distribution, "bijector", None)
         self._sample = None
+        self._released = set()
         if self._base is not None and bijector is not None:
             self._forward_chunk, self._forward_tail = (
                 self._compiled(bijector.forward, rows) for rows in sizes)
@@ -143,6 +144,13 @@ class CompiledDistribution:
                           chunks(self._forward_tail, tail_size(self.chunk_size), k, t)],
                          0)[:n]
 
+    def _release_trace(self, method):
+        """After ``method``'s one trace, lets TFP's bijector cache forget its graph
+        (``_compat.release_traced_bijector_cache``), which then goes with ``self``."""
+        if method not in self._released:
+            self._released.add(method)
+            _compat.release_traced_bijector_cache()
+
     @staticmethod
     def _inference(fn):
         def in_inference_mode(x):
@@ -161,6 +169,7 @@ class CompiledDistribution:
         if x.shape.num_elements() == 0:
             return tf.zeros(batch_shape, self.dtype)
         flat = self._log_prob(tf.reshape(x, [-1, self.event_size]))
+        self._release_trace("log_prob")
         return tf.reshape(flat, batch_shape)
 
     def sample(self, n: int, seed: int | tf.Tensor | None = None) -> tf.Tensor:
@@ -174,7 +183,9 @@ class CompiledDistribution:
         if int(n) == 0:
             return tf.zeros([0, self.event_size], self.dtype)
         seed = tfp.random.sanitize_seed(seed)  # None: a fresh stateless seed
-        return self._sample(tf.constant(int(n), tf.int32), seed)
+        samples = self._sample(tf.constant(int(n), tf.int32), seed)
+        self._release_trace("sample")
+        return samples
 
 
 __all__ = ["CompiledDistribution"]

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tqdm.auto import tqdm
 
-from tfp_flows import _checks
+from tfp_flows import _checks, _compat
 from tfp_flows.training import checks, distributed, objectives, step
 from tfp_flows.training.guards import NaNGuard
 from tfp_flows.training.model import check_inputs, context_size_of, flow_variables
@@ -96,6 +96,7 @@ def train(distribution: tfp.distributions.Distribution, data, optimizer: keras.o
                               "validation_data")
         validation_data = (tf.constant(vx), None if vc is None else tf.constant(vc))
     guard = NaNGuard(nan_guard, backoff_after, backoff_factor, stop_after)
+    registered_before = _compat.custom_gradient_names()
     if not optimizer.built:
         optimizer.build(trainable)
     guard.attach(optimizer)
@@ -154,6 +155,9 @@ def train(distribution: tfp.distributions.Distribution, data, optimizer: keras.o
     history.update(steps=len(history["loss"]), skipped_steps=int(guard.skipped_steps.numpy()),
                    lr_backoffs=int(guard.lr_backoffs.numpy()))
     history["loss"] = np.asarray(history["loss"])
+    # What tracing the steps registered would keep their graphs alive (model._ReleaseTraces).
+    _compat.forget_custom_gradients(registered_before)
+    _compat.release_traced_bijector_cache()
     return history
 
 

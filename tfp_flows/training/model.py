@@ -177,6 +177,46 @@ class _GuardStop(keras.callbacks.Callback):
             warnings.warn(self.model.stop_reason, RuntimeWarning, stacklevel=2)
 
 
+class _ReleaseTraces(keras.callbacks.Callback):
+    """Lets the graphs that ``fit``, ``evaluate`` or ``predict`` traced go with their model.
+
+    TFP's bijector cache (``_compat.release_traced_bijector_cache``) and the gradient
+    functions ``tf.custom_gradient`` registers while a step is traced
+    (``_compat.forget_custom_gradients``; ``nn.MLP``'s output layer) would otherwise keep
+    each traced graph, its bijectors and their variables for the life of the process. At the
+    end of each run both are let go of what its traces made.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._before = {}
+
+    def _begin(self, mode):
+        self._before[mode] = _compat.custom_gradient_names()
+
+    def _end(self, mode):
+        _compat.forget_custom_gradients(self._before.pop(mode, _compat.custom_gradient_names()))
+        _compat.release_traced_bijector_cache()
+
+    def on_train_begin(self, logs=None):
+        self._begin("train")
+
+    def on_train_end(self, logs=None):
+        self._end("train")
+
+    def on_test_begin(self, logs=None):
+        self._begin("test")
+
+    def on_test_end(self, logs=None):
+        self._end("test")
+
+    def on_predict_begin(self, logs=None):
+        self._begin("predict")
+
+    def on_predict_end(self, logs=None):
+        self._end("predict")
+
+
 @keras.saving.register_keras_serializable(package="tfp_flows")
 @_compat.skip_symbolic_build  # built in __init__, its optimizer in compile
 class FlowModel(keras.Model):
@@ -492,13 +532,13 @@ class FlowModel(keras.Model):
 
     def _callbacks(self, callbacks, verbose):
         """The user's callbacks (``on_train_batch_end`` gets the last step that ran) plus the
-        step plan and (unless the user brought one, or ``verbose=0``) the progress bar that
-        counts what ran."""
+        step plan, the release of the traces' bijector-cache entries and (unless the user
+        brought one, or ``verbose=0``) the progress bar that counts what ran."""
         callbacks = execution.with_last_step_index(list(callbacks or []), self._executions)
         if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger)
                                     for c in callbacks):
             callbacks.append(execution.Progress(self._executions))
-        return callbacks + [execution.StepPlan(self._executions)]
+        return callbacks + [execution.StepPlan(self._executions), _ReleaseTraces()]
 
     def _require_compiled(self, method):
         if getattr(self, "optimizer", None) is None or not self.compiled:
