@@ -119,7 +119,7 @@ class _FitRounds(keras.callbacks.Callback):
     ``steps`` steps in a thread that waits at each ``on_epoch_begin`` until ``run`` is called;
     ``run`` returns the epoch's seconds (``on_epoch_begin`` to ``on_epoch_end``)."""
 
-    def __init__(self, model, dataset, steps, epochs, before_first=None):
+    def __init__(self, model, dataset, steps, epochs):
         super().__init__()
         self.steps = steps
         self._go, self._done = threading.Semaphore(0), queue.Queue()

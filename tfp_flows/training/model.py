@@ -532,8 +532,9 @@ class FlowModel(keras.Model):
 
     def _callbacks(self, callbacks, verbose):
         """The user's callbacks (``on_train_batch_end`` gets the last step that ran) plus the
-        step plan, the release of the traces' bijector-cache entries and (unless the user
-        brought one, or ``verbose=0``) the progress bar that counts what ran."""
+        step plan, the release of what the run's traces left in TFP's and TF's registries
+        (``_ReleaseTraces``) and (unless the user brought one, or ``verbose=0``) the progress
+        bar that counts what ran."""
         callbacks = execution.with_last_step_index(list(callbacks or []), self._executions)
         if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger)
                                     for c in callbacks):
