@@ -170,3 +170,12 @@ def forget_custom_gradients(keep):
     for name in names:
         ops._gradient_registry._registry.pop(name, None)
     return len(names)
+
+
+def release_traces(custom_gradients_before):
+    """After traces whose gradients are built and which nobody differentiates later (a train
+    step, an evaluation): ``forget_custom_gradients(custom_gradients_before)`` and
+    ``release_traced_bijector_cache()``, so their graphs go with the functions that hold
+    them."""
+    forget_custom_gradients(custom_gradients_before)
+    release_traced_bijector_cache()

@@ -155,9 +155,7 @@ def train(distribution: tfp.distributions.Distribution, data, optimizer: keras.o
     history.update(steps=len(history["loss"]), skipped_steps=int(guard.skipped_steps.numpy()),
                    lr_backoffs=int(guard.lr_backoffs.numpy()))
     history["loss"] = np.asarray(history["loss"])
-    # What tracing the steps registered would keep their graphs alive (model._ReleaseTraces).
-    _compat.forget_custom_gradients(registered_before)
-    _compat.release_traced_bijector_cache()
+    _compat.release_traces(registered_before)  # as FlowModel's runs do (_ReleaseTraces)
     return history
 
 

@@ -184,37 +184,23 @@ class _ReleaseTraces(keras.callbacks.Callback):
     functions ``tf.custom_gradient`` registers while a step is traced
     (``_compat.forget_custom_gradients``; ``nn.MLP``'s output layer) would otherwise keep
     each traced graph, its bijectors and their variables for the life of the process. At the
-    end of each run both are let go of what its traces made.
+    end of each run both let go of what its traces made (``_compat.release_traces``).
     """
 
     def __init__(self):
         super().__init__()
-        self._before = {}
-
-    def _begin(self, mode):
-        self._before[mode] = _compat.custom_gradient_names()
-
-    def _end(self, mode):
-        _compat.forget_custom_gradients(self._before.pop(mode, _compat.custom_gradient_names()))
-        _compat.release_traced_bijector_cache()
+        # custom_gradient_names() at each run's begin; runs nest (fit's validation runs).
+        self._before = []
 
     def on_train_begin(self, logs=None):
-        self._begin("train")
+        self._before.append(_compat.custom_gradient_names())
 
     def on_train_end(self, logs=None):
-        self._end("train")
+        _compat.release_traces(self._before.pop() if self._before
+                               else _compat.custom_gradient_names())
 
-    def on_test_begin(self, logs=None):
-        self._begin("test")
-
-    def on_test_end(self, logs=None):
-        self._end("test")
-
-    def on_predict_begin(self, logs=None):
-        self._begin("predict")
-
-    def on_predict_end(self, logs=None):
-        self._end("predict")
+    on_test_begin = on_predict_begin = on_train_begin
+    on_test_end = on_predict_end = on_train_end
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
