@@ -6,6 +6,7 @@ a readable message instead of a deep traceback in a bijector or the train step.
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
@@ -133,23 +134,61 @@ def test_one_trace_per_object_sets_the_flag_tf_function_reads(caplog):
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
 
 
+def _spline_knots(rng, dtype, batch=(3,), bins=4):
+    """Widths and heights summing to 4 (range [-2, 2]) and interior slopes, ``batch + [K]``."""
+    widths, heights = (tf.constant(k / k.sum(-1, keepdims=True) * 4.0, dtype) for k in
+                       (rng.uniform(0.2, 1.0, [*batch, bins]) for _ in range(2)))
+    return widths, heights, tf.constant(rng.uniform(0.5, 2.0, [*batch, bins - 1]), dtype)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_spline_search_gives_the_values_and_gradients_of_tfps_compute_shared(dtype):
+    """``RationalQuadraticSpline._compute_shared(x=None, y=None)`` (TFP, private) returns the
+    namedtuple whose fields ``spline_search`` computes: the same values, bit for bit, and the
+    same gradients, for points inside, outside, on the range's ends and on interior knots."""
+    rng = np.random.default_rng(1)
+    widths, heights, slopes = _spline_knots(rng, dtype)
+    spline = tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-2.0)
+    knots = {"x": -2.0 + np.cumsum(widths.numpy(), -1), "y": -2.0 + np.cumsum(heights.numpy(), -1)}
+    for side in ("x", "y"):
+        points = rng.uniform(-3.0, 3.0, [6, 3])
+        points[0], points[1], points[2] = -2.0, 2.0, knots[side][:, 1]  # ends, interior knots
+        points[3] = knots[side][:, 2]
+        v = tf.constant(points, dtype)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([v, widths, heights, slopes])
+            ours = _compat.spline_search(spline, **{side: v})
+            tfps = tfb.RationalQuadraticSpline._compute_shared(spline, **{side: v})
+            fields = [f for f in tfps._fields if f != "out_of_bounds"]
+            loss = {name: sum(tf.reduce_sum(getattr(r, f) * (i + 1.0))
+                              for i, f in enumerate(fields))
+                    for name, r in (("ours", ours), ("tfp", tfps))}
+        for f in tfps._fields:
+            np.testing.assert_array_equal(getattr(ours, f).numpy(), getattr(tfps, f).numpy(),
+                                          err_msg=f"{side}: {f}")
+        # The knot values do not depend on the point (its bin is piecewise constant): no
+        # gradient to v in either.
+        assert tape.gradient(loss["ours"], v) is None and tape.gradient(loss["tfp"], v) is None
+        for got, expected in zip(tape.gradient(loss["ours"], [widths, heights, slopes]),
+                                 tape.gradient(loss["tfp"], [widths, heights, slopes])):
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=0,
+                                       rtol=1e-6 if dtype == tf.float32 else 1e-13)
+
+
 def test_shared_search_spline_searches_once_per_tensor_with_tfp_values(monkeypatch):
-    """``RationalQuadraticSpline._compute_shared(x=None, y=None)`` (TFP, private) is what the
-    map and the log-det both call; the decorated subclass calls it once per input tensor and
-    returns TFP's values."""
+    """A decorated spline's map and log-det on one tensor search its knots once and give
+    plain TFP's values."""
     calls = []
-    original = tfb.RationalQuadraticSpline._compute_shared
-    monkeypatch.setattr(tfb.RationalQuadraticSpline, "_compute_shared",
-                        lambda self, x=None, y=None: calls.append(1) or original(self, x, y))
+    search = _compat.spline_search
+    monkeypatch.setattr(_compat, "spline_search",
+                        lambda *a, **k: calls.append(1) or search(*a, **k))
 
     @_compat.shared_search_spline
     class Spline(tfb.RationalQuadraticSpline):
         pass
 
     rng = np.random.default_rng(0)
-    knots = [tf.constant(rng.uniform(0.2, 1.0, [3, 4])) for _ in range(2)]
-    widths, heights = (k / tf.reduce_sum(k, -1, keepdims=True) * 4.0 for k in knots)
-    slopes = tf.constant(rng.uniform(0.5, 2.0, [3, 3]))
+    widths, heights, slopes = _spline_knots(rng, tf.float64)
     x = rng.uniform(-2.5, 2.5, [5, 3])
     plain = tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-2.0)
     shared = Spline(widths, heights, slopes, range_min=-2.0)
