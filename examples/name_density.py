@@ -32,10 +32,11 @@ def parse(argv):
     # Measured 7 Dec 2026 on an idle 2-core machine, one run each: flows.nsf's defaults with
     # the marginal splines off 83 s (92 s wall with start-up), test NLL 1.859 against the
     # entropy floor 1.757 (gap 0.102); with them (--marginal-splines) 130 s, 1.863: they
-    # double the XLA compile of the first epoch and do not help here.
+    # double the XLA compile of the first epoch and do not help here. Since the splines'
+    # knot search selects by one-hot sums (no gathers): 56 s (62 s wall), 1.857 (gap 0.100).
     p = _common.parser(__doc__, "outputs/name_density",
-                       "about 1.5 minutes on 2 idle cores (83 s measured, about half of it "
-                       "the first epoch, which compiles the XLA step)")
+                       "about 1 minute on 2 idle cores (56 s measured, 24 s of it the first "
+                       "epoch, which compiles the XLA step)")
     p.add_argument("--text", default="tfp_flows", help="the text to turn into a density")
     p.add_argument("--n-train", type=int, default=30000, help="training points")
     p.add_argument("--n-test", type=int, default=5000, help="held-out points for the test NLL")

@@ -61,7 +61,7 @@ class Affine:
 @_compat.shared_search_spline
 class _Spline(tfb.RationalQuadraticSpline):
     """``tfb.RationalQuadraticSpline`` whose map and log-det of one tensor search its knots
-    once (``_compat.shared_search_spline``)."""
+    once, without gathers (``_compat.shared_search_spline``, ``_compat.spline_search``)."""
 
 
 class RationalQuadraticSpline:
