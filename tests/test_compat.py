@@ -149,7 +149,9 @@ def test_spline_search_gives_the_values_and_gradients_of_tfps_compute_shared(dty
     rng = np.random.default_rng(1)
     widths, heights, slopes = _spline_knots(rng, dtype)
     spline = tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-2.0)
-    knots = {"x": -2.0 + np.cumsum(widths.numpy(), -1), "y": -2.0 + np.cumsum(heights.numpy(), -1)}
+    # The interior knots as TFP computes them (cumsum + range_min), so points hit them exactly.
+    knots = {side: (tf.cumsum(sizes, axis=-1) + tf.constant(-2.0, dtype)).numpy()
+             for side, sizes in (("x", widths), ("y", heights))}
     for side in ("x", "y"):
         points = rng.uniform(-3.0, 3.0, [6, 3])
         points[0], points[1], points[2] = -2.0, 2.0, knots[side][:, 1]  # ends, interior knots

@@ -37,11 +37,10 @@ def spline_search(spline, x=None, y=None):
     ``fit`` epoch of ``flows.nsf(2)`` (its XLA compile) took 54 s instead of 76 s.
     Shapes: ``v`` and the knots' batch shape broadcast, as in TFP.
     """
-    rqs = _rq_spline
     range_min = tf.convert_to_tensor(spline.range_min, name="range_min")
-    kx = rqs._knot_positions(spline.bin_widths, range_min)
-    ky = rqs._knot_positions(spline.bin_heights, range_min)
-    kd = rqs._padded(rqs._ensure_at_least_1d(spline.knot_slopes), lhs=1, rhs=1)
+    kx = _rq_spline._knot_positions(spline.bin_widths, range_min)
+    ky = _rq_spline._knot_positions(spline.bin_heights, range_min)
+    kd = _rq_spline._padded(_rq_spline._ensure_at_least_1d(spline.knot_slopes), lhs=1, rhs=1)
     knots, v = (kx, x) if x is not None else (ky, y)
     out_of_bounds = (v <= knots[..., 0]) | (v >= knots[..., -1])
     v = tf.where(out_of_bounds, knots[..., 0], v)
@@ -53,8 +52,9 @@ def spline_search(spline, x=None, y=None):
 
     x_k, y_k, d_k = select(kx[..., :-1]), select(ky[..., :-1]), select(kd[..., :-1])
     w_k, h_k = select(kx[..., 1:]) - x_k, select(ky[..., 1:]) - y_k
-    return rqs._SplineShared(out_of_bounds=out_of_bounds, x_k=x_k, y_k=y_k, d_k=d_k,
-                             d_kp1=select(kd[..., 1:]), h_k=h_k, w_k=w_k, s_k=h_k / w_k)
+    return _rq_spline._SplineShared(out_of_bounds=out_of_bounds, x_k=x_k, y_k=y_k, d_k=d_k,
+                                    d_kp1=select(kd[..., 1:]), h_k=h_k, w_k=w_k,
+                                    s_k=h_k / w_k)
 
 
 def shared_search_spline(spline_class):
