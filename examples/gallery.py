@@ -16,7 +16,7 @@ GALLERY = ("two_moons", "checkerboard", "pinwheel", "eight_gaussians", "two_spir
 
 def parse(argv):
     p = _common.parser(__doc__, "outputs/gallery",
-                       "about 7 minutes on 2 idle cores (411 s measured on 7 Dec 2026, "
+                       "about 5 minutes on 2 idle cores (275 s measured on 7 Dec 2026, "
                        "most of it compiling each flow's XLA step)")
     p.add_argument("--datasets", nargs="+", default=list(GALLERY), choices=GALLERY,
                    metavar="NAME", help="which data sets, one row each; any of "
