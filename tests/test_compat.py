@@ -4,6 +4,9 @@ A failure here names the entry and what changed upstream, so an upgrade breaks o
 a readable message instead of a deep traceback in a bijector or the train step.
 """
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -212,14 +215,11 @@ def test_shared_search_spline_searches_once_per_tensor_with_tfp_values(monkeypat
 
 
 def _collected(ref):
-    import gc
     gc.collect()
     return ref() is None
 
 
 def test_release_traced_bijector_cache_lets_a_traced_graph_and_its_bijector_go():
-    import weakref
-
     held = {"bijector": tfb.Shift(tf.Variable(1.0))}
     graphs = []
 
@@ -240,8 +240,6 @@ def test_release_traced_bijector_cache_lets_a_traced_graph_and_its_bijector_go()
 
 
 def test_forget_custom_gradients_unregisters_what_tracing_registered():
-    import weakref
-
     @tf.custom_gradient
     def double(x):
         return 2.0 * x, lambda g: 2.0 * g

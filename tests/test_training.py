@@ -2,6 +2,8 @@
 input checks, and the custom loop ``train``."""
 
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -212,9 +214,6 @@ def test_a_trained_flow_is_garbage_collected_with_its_traced_graphs(runner, tmp_
     traced graph; ``fit`` / ``evaluate`` / ``predict`` and ``train`` let their traces go, so
     the flow's bijectors, variables and graphs go with the last reference to them. In a fresh
     interpreter: pytest's own machinery keeps objects of a test alive."""
-    import subprocess
-    import sys
-
     script = tmp_path / "collected.py"
     script.write_text(_COLLECTED)
     out = subprocess.run([sys.executable, str(script), runner], capture_output=True, text=True,
