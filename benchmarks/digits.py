@@ -73,13 +73,12 @@ VARIANTS = {
     "a_spline_sched": dict(transformer="spline", optimizer="schedule"),
 }
 WEIGHT_DECAY = 0.5
-# Spline multi-scale flows train in graph mode (``compile(jit_compile=False)``): the XLA train
-# step of a_spline had not finished its first 50 steps after 35 min (2026-12-03, load ≈ 6),
-# while the graph step runs ≈ 0.5 s after an 80 s trace. TFP's spline graph is large: the
-# smoke-size a_spline gradient has 30.8k ops (trace 82 s) against model a's 5.9k (10 s).
-# XLA and graph mode compute the same bound; only the time differs. Measured where the XLA
-# time goes (benchmarks/README.md, Digits): minutes of compiling and a fused 32-step loop
-# 3–5× slower per step than graph mode; FlowModel.compile warns about it (training.slow_xla).
+# Spline multi-scale flows train in graph mode (``compile(jit_compile=False)``), as
+# FlowModel.compile's default now does for every conv flow on CPU (training.slow_xla). On
+# 2026-12-03, with TFP's knot search, the XLA step of a_spline had not finished its first 50
+# steps after 35 min (load ≈ 6); on 2026-12-08, with ``_compat.spline_search``, XLA compiled
+# in ≈ 30 s and its step was 1.3× graph mode's (benchmarks/README.md, Digits). Models a,
+# a_var and b keep XLA, as their recorded runs did. Both modes compute the same bound.
 
 
 def make_optimizer(kind, lr, steps):

@@ -159,20 +159,44 @@ def _conv_flow(transformer):
                                     network="conv", filters=4, transformer=transformer, seed=0)
 
 
-def test_compile_warns_that_xla_is_slow_for_spline_conv_multiscale():
-    with pytest.warns(UserWarning, match="spline with a convolutional conditioner.*"
-                                         "jit_compile=False"):
-        FlowModel(_conv_flow("spline")).compile(keras.optimizers.Adam())
-    for transformer, jit in (("spline", False), ("affine", None)):
+@pytest.mark.parametrize("gpu", [False, True])
+def test_compile_defaults_to_graph_mode_for_conv_flows_on_cpu(gpu, monkeypatch):
+    """A flow with a convolutional conditioner trains faster in graph mode on CPU
+    (``training.slow_xla``): compile's default picks it there and ``jit_compile=True`` warns;
+    with a GPU (not measured) and for other flows the default stays XLA, silently."""
+    devices = tf.config.list_logical_devices
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: ["/GPU:0"] if gpu and kind == "GPU" else devices(kind))
+    for transformer in ("affine", "spline"):
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
-            FlowModel(_conv_flow(transformer)).compile(keras.optimizers.Adam(), jit_compile=jit)
+            m = FlowModel(_conv_flow(transformer))
+            m.compile(keras.optimizers.Adam())
+            assert m.jit_compile is gpu
+            for jit in (False, "auto") if gpu else (False,):
+                FlowModel(_conv_flow(transformer)).compile(keras.optimizers.Adam(),
+                                                           jit_compile=jit)
+        m = FlowModel(_conv_flow(transformer))
+        if gpu:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)
+                m.compile(keras.optimizers.Adam(), jit_compile=True)
+        else:
+            with pytest.warns(UserWarning, match="convolutional conditioner: on CPU such flows "
+                                                 "train faster in graph mode"):
+                m.compile(keras.optimizers.Adam(), jit_compile=True)
+        assert m.jit_compile is True
+    m = FlowModel(flows.realnvp(2, 2, [4], seed=0))
+    m.compile(keras.optimizers.Adam(), jit_compile="auto")
+    assert m.jit_compile is True
 
 
+# XLA is not a conv flow's default on CPU (``jit_compile=True`` below warns).
+@pytest.mark.filterwarnings("ignore:FlowModel.compile. coupling:UserWarning")
 def test_fit_runs_a_conv_flow_one_xla_step_per_call_with_the_same_batches(monkeypatch):
     """A flow with a convolutional conditioner is not trained by the fused XLA loop (measured
     slower, see ``training.slow_xla``); its 32-step executions train what one step per call
-    does. A 2-D flow still fuses."""
+    does under XLA. A 2-D flow still fuses."""
     fused, array_runs = [], []
     original = execution.fused_steps
     monkeypatch.setattr(execution, "fused_steps",
@@ -187,12 +211,14 @@ def test_fit_runs_a_conv_flow_one_xla_step_per_call_with_the_same_batches(monkey
     for spe in (1, 32):
         tf.keras.utils.set_random_seed(0)
         m = FlowModel(_conv_flow("affine"))
-        m.compile(keras.optimizers.Adam(1e-3), steps_per_execution=spe)
+        m.compile(keras.optimizers.Adam(1e-3), steps_per_execution=spe,
+                  jit_compile=True)
         m.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
         assert int(m.optimizer.iterations) == 40
         weights.append([w.numpy() for w in m.trainable_weights])
     m = FlowModel(_conv_flow("affine"))
-    m.compile(keras.optimizers.Adam(1e-3))
+    m.compile(keras.optimizers.Adam(1e-3), jit_compile=True)
+    assert m.jit_compile
     m.fit(x, batch_size=4, epochs=1, verbose=0)
     assert int(m.optimizer.iterations) == 40
     assert not fused, "the conv flow was trained by the fused XLA loop"

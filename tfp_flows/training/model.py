@@ -297,24 +297,25 @@ class FlowModel(keras.Model):
                 **kwargs):
         """Keras ``compile`` without a loss (the objective is fixed by the model).
 
-        ``jit_compile`` defaults to True (XLA) and ``steps_per_execution`` to 32, not Keras's
-        1: a flow's train step takes a few milliseconds, and with 1 Keras's per-call overhead
-        costs as much again (``benchmarks/README.md``). Batch-level callbacks
-        (``on_train_batch_end``, the progress bar) then run every 32 batches; pass
-        ``steps_per_execution=1`` to see every batch. The same defaults hold under
-        ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` (``training.distributed``:
-        there XLA compiles each replica's loss and gradients). With XLA it warns for a flow
-        whose XLA step is known to be slower than graph mode (``training.slow_xla``: spline
-        multi-scale flows with convolutional conditioners).
+        ``jit_compile`` defaults (``None`` or ``"auto"``) to True (XLA) and
+        ``steps_per_execution`` to 32, not Keras's 1: a flow's train step takes a few
+        milliseconds, and with 1 Keras's per-call overhead costs as much again
+        (``benchmarks/README.md``). Batch-level callbacks (``on_train_batch_end``, the progress
+        bar) then run every 32 batches; pass ``steps_per_execution=1`` to see every batch. The
+        same defaults hold under ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy``
+        (``training.distributed``: there XLA compiles each replica's loss and gradients).
+        The exception: a flow whose XLA step is known to be slower than graph mode
+        (``training.slow_xla``: a convolutional conditioner, on a machine without a GPU)
+        defaults to graph mode, and ``jit_compile=True`` warns for it.
         """
         if loss is not None:
             raise TypeError("FlowModel's loss is fixed (negative log-likelihood or reverse KL); "
                             f"do not pass `loss` (got {loss!r}).")
+        slow = slow_xla.slow_under_xla(self._distribution)
         if jit_compile is None or jit_compile == "auto":
-            jit_compile = True
-        reason = slow_xla.slow_under_xla(self._distribution) if jit_compile else None
-        if reason:
-            warnings.warn(f"FlowModel.compile: {reason}.", UserWarning, stacklevel=2)
+            jit_compile = slow is None
+        elif jit_compile and slow:
+            warnings.warn(f"FlowModel.compile: {slow}.", UserWarning, stacklevel=2)
         if steps_per_execution is None:
             steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
         super().compile(optimizer=optimizer, jit_compile=jit_compile,

@@ -1,35 +1,37 @@
-"""Flows whose XLA train step is known to be slower than graph mode (issue 10).
+"""Flows whose XLA train step is slower than graph mode on CPU (issues 10 and 14).
 
-A ``MultiScaleRealNVP`` whose couplings are rational-quadratic splines with convolutional
-conditioners (``flows.multiscale_realnvp(network="conv", transformer="spline")``) trains far
-slower under ``FlowModel``'s default XLA step than in graph mode. Measured 2026-12-03 on 2
-shared CPU cores (load 6–12), batch 512 of 8×8 digits, the smoke-size flow of
-``benchmarks/digits.py`` under ``fit``: with the default 32 steps fused into one XLA loop the
-first 32 steps took 448 s and then ≈ 2.5 s per step; with ``steps_per_execution=1`` the first
-8 steps took 289 s (compiling) and then 0.4 s per step; in graph mode the first 32 steps
-took 124 s and then 0.53–0.60 s per step. The full-size flow's single loss-and-gradient
-step took ≈ 4 s under XLA against ≈ 2 s in graph mode. The time is spread over the
-conditioners' convolution gradients, layout copies and the spline's gathers (XLA CPU
-profile in ``benchmarks/README.md``, Digits). Most of the loss is the fused loop: in one run,
-a tiny spline conv flow took 786–1281 ms per step with 32 steps per XLA loop against
-160–247 ms with ``steps_per_execution=1``.
+A flow with a convolutional conditioner (``flows.multiscale_realnvp(network="conv")``, affine
+or rational-quadratic spline couplings) trains faster in graph mode than under XLA on CPU.
+Measured 2026-12-08 on an idle 2-core AMD EPYC, the full-size digits flows of
+``benchmarks/digits.py`` (32 conv filters, batch 512 of 8×8 digits) under ``FlowModel.fit``
+with one step per execution, each mode in its own process, three epochs of 16 steps:
 
-``FlowModel.compile`` warns (``slow_under_xla``) when such a flow is compiled with XLA.
+=====================  ==========================  ==========================
+flow                   graph: 1st epoch, per step  XLA: 1st epoch, per step
+=====================  ==========================  ==========================
+affine couplings       9.2 s, 0.118 s              18.8 s, 0.220 s
+spline couplings       23.7 s, 0.335 s             37.5 s, 0.444 s
+=====================  ==========================  ==========================
 
-The fused loop is slow for affine couplings with convolutional conditioners too (321/161
-against 61/88 ms per step in the run above), so ``fit`` runs the steps of an execution of any
-flow with a convolutional conditioner as one XLA call each (``fuse_steps``). Same-run A/B of
-the two at 32 steps per execution (tiny conv flow, 8 filters, load ≈ 5, three rounds, same
-batches and the same bits/dim): affine 198/322/320 ms per step fused against 177/117/166 one
-call per step, spline 1282/644/1283 against 404/203/162.
+(Before the gather-free knot search, ``_compat.spline_search``, the spline flow's XLA compile
+took minutes: benchmarks/README.md, Digits.) So ``FlowModel.compile``'s default
+(``jit_compile=None`` or ``"auto"``) trains such a flow in graph mode when TensorFlow sees no
+GPU, and ``jit_compile=True`` warns (both read ``slow_under_xla``). On a GPU nothing was
+measured, and the default stays XLA.
+
+Under XLA, the fused loop is slower still for these flows (spline 1282/644/1283 against
+404/203/162 ms per step one XLA call per step, affine 198/322/320 against 177/117/166; tiny
+conv flow, 8 filters, 32 steps per execution, load ≈ 5, 2026-12-03), so ``fit`` runs the steps
+of an execution of any flow with a convolutional conditioner as one XLA call each
+(``fuse_steps``).
 """
 
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows.bijectors._base import nested_bijectors
 from tfp_flows.bijectors.coupling import Coupling
 from tfp_flows.bijectors.multiscale import ImageConditioner
-from tfp_flows.bijectors.transformers import RationalQuadraticSpline
 
 tfb = tfp.bijectors
 
@@ -51,15 +53,15 @@ def fuse_steps(distribution) -> bool:
 
 
 def slow_under_xla(distribution) -> str | None:
-    """Why ``distribution``'s XLA train step is known to be slow, or None."""
-    for b in _conv_couplings(distribution):
-        if isinstance(b.transformer, RationalQuadraticSpline):
-            return (f"coupling {b.name!r} is a rational-quadratic spline with a convolutional "
-                    "conditioner: for such multi-scale flows XLA compiles for minutes and the "
-                    "full-size digits step was measured about 2x slower than in graph mode "
-                    "(benchmarks/README.md, Digits); compile(..., jit_compile=False) trains "
-                    "them in graph mode")
-    return None
+    """Why ``distribution``'s XLA train step is known to be slower than graph mode here (a
+    convolutional conditioner, and TensorFlow sees no GPU), or None."""
+    coupling = next(_conv_couplings(distribution), None)
+    if coupling is None or tf.config.list_logical_devices("GPU"):
+        return None
+    return (f"coupling {coupling.name!r} has a convolutional conditioner: on CPU such flows "
+            "train faster in graph mode (the full-size digits step was measured 1.3x (spline "
+            "couplings) to 1.9x (affine) slower under XLA; tfp_flows.training.slow_xla), "
+            "which compile's default jit_compile=None chooses for them")
 
 
 __all__ = ["fuse_steps", "slow_under_xla"]
