@@ -21,12 +21,22 @@ Models:
   b  plain 8-coupling RealNVP on the flat 64-D vector (``tfp_flows.flows.realnvp``)
   c  TFP ``tfb.MaskedAutoregressiveFlow`` (MADE networks; tf-keras variables, custom loop)
   d  diagonal Gaussian in logit space
+  nsf  ``tfp_flows.flows.nsf`` on the flat 64-D vector, 8 layers of 2×128 (its defaults
+       otherwise: 8 bins on [-5, 5], marginal splines, data-side affine)
+  maf  ``tfp_flows.flows.maf`` on the flat vector, 5 MADE layers of 2×128 (model c's sizes),
+       trained by ``FlowModel.fit``
+  zuko_nsf, zuko_maf  the PyTorch peers at the sizes of nsf and maf (``zuko.flows.NSF``:
+       autoregressive splines, 8 bins on [-5, 5]; ``zuko.flows.MAF``), trained by a plain
+       torch loop with ``torch.optim.Adam(1e-3, eps=1e-7)`` on the same pipeline's batches,
+       each dequantised by ``dequantization.uniform_dequantize``; only where the ``peers``
+       extra is installed (otherwise skipped with a note)
 
-Usage: ``python benchmarks/digits.py [--steps 1000] [--models a,a_spline] [--merge] [--smoke]
+Usage: ``python benchmarks/digits.py [--steps 1000] [--models a,nsf] [--merge] [--smoke]
 [--out benchmarks/results]`` (``--merge`` keeps the other models' results in the JSON).
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -45,6 +55,8 @@ from tfp_flows import dequantization as dq  # noqa: E402
 from tfp_flows import digits, flows, make_variable, multiscale  # noqa: E402
 from tfp_flows.training import FlowModel, flow_optimizer  # noqa: E402
 from tfp_flows.training.objectives import DequantizedBound  # noqa: E402
+
+from benchmarks import peers  # noqa: E402
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 D, L = digits.EVENT_SIZE, digits.LEVELS
@@ -130,6 +142,12 @@ def build(name, smoke, seed):
         return maf(smoke, seed), None, 1e-3, "adam"
     if name == "d":
         return gaussian(), None, 1e-2, "adam"
+    if name == "nsf":
+        layers, hidden = (2, (16,)) if smoke else (8, (128, 128))
+        return flows.nsf(D, layers, hidden_layers=hidden, seed=seed), None, 1e-3, "adam"
+    if name == "maf":
+        layers, hidden = (2, (16,)) if smoke else (5, (128, 128))
+        return flows.maf(D, layers, hidden_layers=hidden, seed=seed), None, 1e-3, "adam"
     raise ValueError(f"Unknown model {name!r}.")
 
 
@@ -202,6 +220,73 @@ def reference_loop(dist, lr, split, steps, batch_size, seed):
             "parameters": parameter_count(variables)}
 
 
+PEERS = {"zuko_nsf": ("NSF", 8), "zuko_maf": ("MAF", 5)}  # zuko family, transforms
+
+
+def pipeline(split, batch_size, seed):
+    """The training images, reshuffled every pass, in batches of ``batch_size`` (every model)."""
+    return (tf.data.Dataset.from_tensor_slices(split.train)
+            .shuffle(len(split.train), seed=seed).repeat().batch(batch_size, drop_remainder=True))
+
+
+def peer_train(name, split, steps, batch_size, eval_every, seed, smoke):
+    """A zuko flow (``PEERS``) under this script's protocol: each batch dequantised as
+    ``DequantizedBound`` does (uniform noise, logit space), Adam 1e-3 on ``−mean log p(y)``,
+    the validation bound every ``eval_every`` steps with the best state restored. Returns
+    ``(log_prob_fn, sample_fn, history)``, or ``(None, None, skip note)`` without torch and
+    zuko."""
+    torch, zuko, reason = peers._import_peers()
+    if torch is None:
+        return None, None, peers.skip_message(reason)
+    torch.manual_seed(seed)
+    family, transforms = PEERS[name]
+    hidden = [16] if smoke else [128, 128]
+    flow = getattr(zuko.flows, family)(D, transforms=2 if smoke else transforms,
+                                       hidden_features=hidden, activation=torch.nn.ReLU)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3, eps=1e-7)
+
+    def log_prob(y):
+        with torch.no_grad():
+            return tf.constant(flow().log_prob(torch.tensor(np.asarray(y))).numpy())
+
+    def sample(n):
+        with torch.no_grad():
+            return tf.constant(flow().sample((n,)).numpy())
+
+    def val_bpd():
+        return dq.evaluate_bits_per_dim(log_prob, split.validation, L, num_samples=1, seed=123)
+
+    history = {"step": [0], "val_bits_per_dim": [val_bpd()], "train_bits_per_dim": [None]}
+    def state():
+        return {k: t.clone() for k, t in flow.state_dict().items()}
+
+    best = (history["val_bits_per_dim"][0], 0, state())
+    batches, start, train_bpd = iter(pipeline(split, batch_size, seed)), time.time(), []
+    for step in range(1, steps + 1):
+        y, _ = dq.uniform_dequantize(next(batches), L, seed=[seed, step])
+        loss = -flow().log_prob(torch.tensor(y.numpy())).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        train_bpd.append(loss.item() / (D * np.log(2.0)))  # as fit's logged bits_per_dim
+        if step % eval_every == 0 or step == steps:
+            v = val_bpd()
+            history["step"].append(step)
+            history["val_bits_per_dim"].append(v)
+            history["train_bits_per_dim"].append(float(np.mean(train_bpd)))
+            train_bpd = []
+            if v < best[0]:
+                best = (v, step, state())
+            print(f"    step {step:5d}  train {history['train_bits_per_dim'][-1]:.3f}  val "
+                  f"{v:.3f} bits/dim  ({time.time() - start:.0f}s)", flush=True)
+    flow.load_state_dict(best[2])
+    history.update(best_step=best[1], best_val_bits_per_dim=best[0],
+                   seconds=time.time() - start,
+                   parameters=int(sum(p.numel() for p in flow.parameters())),
+                   versions={"torch": torch.__version__, "zuko": zuko.__version__})
+    return log_prob, sample, history
+
+
 def train(dist, dequantizer, optimizer, split, steps, batch_size, eval_every, seed,
           jit_compile=True):
     """``FlowModel.fit`` on the dequantised bound (``objectives.DequantizedBound``: uniform, or
@@ -210,8 +295,7 @@ def train(dist, dequantizer, optimizer, split, steps, batch_size, eval_every, se
     objective = DequantizedBound(L, dequantizer=dequantizer, seed=seed)
     model = FlowModel(dist, objective=objective)
     model.compile(optimizer, jit_compile=jit_compile)
-    data = (tf.data.Dataset.from_tensor_slices(split.train)
-            .shuffle(len(split.train), seed=seed).repeat().batch(batch_size, drop_remainder=True))
+    data = pipeline(split, batch_size, seed)
     best = BestValidation(dist, dequantizer, split, eval_every)
     start = time.time()
     epochs = max(1, steps // eval_every)
@@ -224,12 +308,12 @@ def train(dist, dequantizer, optimizer, split, steps, batch_size, eval_every, se
     return history
 
 
-def samples_figure(dist, test, name, test_bpd, path, n=32, seed=0):
-    """PNG of ``n`` test images (top rows) above ``n`` samples of ``dist`` mapped back to
+def samples_figure(sample, test, name, test_bpd, path, n=32):
+    """PNG of ``n`` test images (top rows) above ``n`` samples ``y = sample(n)`` mapped back to
     ``u = from_logit(y)`` clipped to ``[0, 1]`` (bottom rows): samples vs data."""
     from tfp_flows import plot
 
-    samples = np.clip(dq.from_logit(dist.sample(n, seed=seed)).numpy(), 0.0, 1.0)
+    samples = np.clip(dq.from_logit(sample(n)).numpy(), 0.0, 1.0)
     images = np.concatenate([test[:n] / (L - 1), samples]).reshape(-1, 8, 8)
     cols = 16
     fig = plot.new_figure(cols * 0.5 + 0.4, len(images) // cols * 0.5 + 0.6)
@@ -250,7 +334,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--test-samples", type=int, default=4)
-    parser.add_argument("--models", default="a,a_var,a_spline,b,c,d")
+    parser.add_argument("--models", default="a,a_var,a_spline,b,c,d,nsf,maf,zuko_nsf,zuko_maf")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="tiny models, a few steps")
     parser.add_argument("--figures", default=None,
@@ -268,15 +352,24 @@ def main(argv=None):
     results = {}
     for name in args.models.split(","):
         print(f"[{name}]", flush=True)
-        dist, vd, lr, opt = build(name, args.smoke, args.seed)
-        if name == "c":
-            hist = reference_loop(dist, lr, split, args.steps, args.batch_size, args.seed)
+        if name in PEERS:
+            log_prob, sample, hist = peer_train(name, split, args.steps, args.batch_size,
+                                                args.eval_every, args.seed, args.smoke)
+            if log_prob is None:
+                print(f"    {hist}", flush=True)
+                continue
+            vd, lr, opt = None, 1e-3, "adam"
         else:
-            jit = VARIANTS.get(name, {}).get("transformer") != "spline"
-            hist = train(dist, vd, make_optimizer(opt, lr, args.steps), split, args.steps,
-                         args.batch_size, args.eval_every, args.seed, jit_compile=jit)
-            hist["jit_compile"] = jit
-        test = dq.evaluate_bits_per_dim(dist.log_prob, split.test, L, dequantizer=vd,
+            dist, vd, lr, opt = build(name, args.smoke, args.seed)
+            if name == "c":
+                hist = reference_loop(dist, lr, split, args.steps, args.batch_size, args.seed)
+            else:
+                jit = VARIANTS.get(name, {}).get("transformer") != "spline"
+                hist = train(dist, vd, make_optimizer(opt, lr, args.steps), split, args.steps,
+                             args.batch_size, args.eval_every, args.seed, jit_compile=jit)
+                hist["jit_compile"] = jit
+            log_prob, sample = dist.log_prob, functools.partial(dist.sample, seed=args.seed)
+        test = dq.evaluate_bits_per_dim(log_prob, split.test, L, dequantizer=vd,
                                         num_samples=args.test_samples, seed=999)
         results[name] = dict(test_bits_per_dim=test, learning_rate=lr, optimizer=opt,
                              command=" ".join(sys.argv), **hist)
@@ -287,8 +380,8 @@ def main(argv=None):
         print(f"    test {test:.4f} bits/dim (best validation step {hist['best_step']}, "
               f"{hist['parameters']} parameters)", flush=True)
         if args.figures:
-            print("    wrote " + samples_figure(dist, split.test, name, test, os.path.join(
-                args.figures, f"digits_{name}_samples.png"), seed=args.seed), flush=True)
+            print("    wrote " + samples_figure(sample, split.test, name, test, os.path.join(
+                args.figures, f"digits_{name}_samples.png")), flush=True)
     print("\nmodel            params   best step   val bits/dim   test bits/dim")
     for name, r in results.items():
         print(f"{name:15s} {r['parameters']:8d} {r['best_step']:10d} "
