@@ -4,26 +4,22 @@ A flow with a convolutional conditioner (``flows.multiscale_realnvp(network="con
 or rational-quadratic spline couplings) trains faster in graph mode than under XLA on CPU.
 Measured 2026-12-08 on an idle 2-core AMD EPYC, the full-size digits flows of
 ``benchmarks/digits.py`` (32 conv filters, batch 512 of 8×8 digits) under ``FlowModel.fit``
-with one step per execution, each mode in its own process, three epochs of 16 steps:
+with one step per execution, each mode in its own process, three epochs of 16 steps. First
+epoch (tracing, compiling), then seconds per step: affine couplings 9.2 s and 0.118 s in graph
+mode against 18.8 s and 0.220 s under XLA; spline couplings 23.7 s and 0.335 s against 37.5 s
+and 0.444 s.
 
-=====================  ==========================  ==========================
-flow                   graph: 1st epoch, per step  XLA: 1st epoch, per step
-=====================  ==========================  ==========================
-affine couplings       9.2 s, 0.118 s              18.8 s, 0.220 s
-spline couplings       23.7 s, 0.335 s             37.5 s, 0.444 s
-=====================  ==========================  ==========================
+So ``FlowModel.compile``'s default (``jit_compile=None`` or ``"auto"``) trains such a flow in
+graph mode when TensorFlow sees no GPU, and ``jit_compile=True`` warns (both read
+``slow_under_xla``). On a GPU nothing was measured, and the default stays XLA. (Before the
+gather-free knot search, ``_compat.spline_search``, the spline flow's XLA compile took
+minutes: benchmarks/README.md, Digits.)
 
-(Before the gather-free knot search, ``_compat.spline_search``, the spline flow's XLA compile
-took minutes: benchmarks/README.md, Digits.) So ``FlowModel.compile``'s default
-(``jit_compile=None`` or ``"auto"``) trains such a flow in graph mode when TensorFlow sees no
-GPU, and ``jit_compile=True`` warns (both read ``slow_under_xla``). On a GPU nothing was
-measured, and the default stays XLA.
-
-Under XLA, the fused loop is slower still for these flows (spline 1282/644/1283 against
-404/203/162 ms per step one XLA call per step, affine 198/322/320 against 177/117/166; tiny
-conv flow, 8 filters, 32 steps per execution, load ≈ 5, 2026-12-03), so ``fit`` runs the steps
-of an execution of any flow with a convolutional conditioner as one XLA call each
-(``fuse_steps``).
+Under XLA, the fused loop is slower still for these flows (spline 1282/644/1283 ms per step
+fused against 404/203/162 with one XLA call per step, affine 198/322/320 against
+177/117/166; tiny conv flow, 8 filters, 32 steps per execution, load ≈ 5, 2026-12-03), so
+``fit`` runs the steps of an execution of any flow with a convolutional conditioner as one
+XLA call each (``fuse_steps``).
 """
 
 import tensorflow as tf
