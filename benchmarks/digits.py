@@ -155,41 +155,54 @@ def parameter_count(variables):
     return int(sum(np.prod(v.shape) for v in variables))
 
 
+class ValidationTracker:
+    """The validation bound (fixed noise) at each ``record(step, train_bpd)``, its history, and
+    ``best = (bound, step, snapshot())`` of the lowest bound so far; prints each step after 0."""
+
+    def __init__(self, log_prob, dequantizer, split, snapshot):
+        self.log_prob, self.dequantizer, self.split = log_prob, dequantizer, split
+        self.snapshot = snapshot
+        self.history = {"step": [], "val_bits_per_dim": [], "train_bits_per_dim": []}
+        self.best = None
+        self.start = time.time()
+
+    def record(self, step, train_bpd=None):
+        v = dq.evaluate_bits_per_dim(self.log_prob, self.split.validation, L,
+                                     dequantizer=self.dequantizer, num_samples=1, seed=123)
+        self.history["step"].append(step)
+        self.history["val_bits_per_dim"].append(v)
+        self.history["train_bits_per_dim"].append(train_bpd)
+        if self.best is None or v < self.best[0]:
+            self.best = (v, step, self.snapshot())
+        if step:
+            print(f"    step {step:5d}  train {train_bpd:.3f}  val {v:.3f} bits/dim  "
+                  f"({time.time() - self.start:.0f}s)", flush=True)
+
+    def results(self):
+        """The history with ``best_step`` and ``best_val_bits_per_dim``."""
+        return dict(self.history, best_step=self.best[1], best_val_bits_per_dim=self.best[0])
+
+
 class BestValidation(keras.callbacks.Callback):
     """Every epoch (``eval_every`` steps): the validation bound with fixed noise; keeps the
     best weights (of the flow and the dequantiser) and restores them at the end."""
 
     def __init__(self, dist, dequantizer, split, eval_every):
         super().__init__()
-        self.dist, self.dequantizer, self.split = dist, dequantizer, split
         self.eval_every = eval_every
-        self.history = {"step": [], "val_bits_per_dim": [], "train_bits_per_dim": []}
-        self.start = time.time()
+        self.tracker = ValidationTracker(dist.log_prob, dequantizer, split, self._weights)
 
-    def val_bpd(self):
-        return dq.evaluate_bits_per_dim(self.dist.log_prob, self.split.validation, L,
-                                        dequantizer=self.dequantizer, num_samples=1, seed=123)
-
-    def record(self, step, train_bpd):
-        v = self.val_bpd()
-        self.history["step"].append(step)
-        self.history["val_bits_per_dim"].append(v)
-        self.history["train_bits_per_dim"].append(train_bpd)
-        if not self.history["val_bits_per_dim"][:-1] or v < self.best[0]:
-            self.best = (v, step, [w.numpy() for w in self.model.trainable_weights])
-        return v
+    def _weights(self):
+        return [w.numpy() for w in self.model.trainable_weights]
 
     def on_train_begin(self, logs=None):
-        self.record(0, None)
+        self.tracker.record(0)
 
     def on_epoch_end(self, epoch, logs=None):
-        step = (epoch + 1) * self.eval_every
-        v = self.record(step, float(logs["bits_per_dim"]))
-        print(f"    step {step:5d}  train {logs['bits_per_dim']:.3f}  val {v:.3f} bits/dim  "
-              f"({time.time() - self.start:.0f}s)", flush=True)
+        self.tracker.record((epoch + 1) * self.eval_every, float(logs["bits_per_dim"]))
 
     def on_train_end(self, logs=None):
-        for w, value in zip(self.model.trainable_weights, self.best[2]):
+        for w, value in zip(self.model.trainable_weights, self.tracker.best[2]):
             w.assign(value)
 
 
@@ -253,14 +266,11 @@ def peer_train(name, split, steps, batch_size, eval_every, seed, smoke):
         with torch.no_grad():
             return tf.constant(flow().sample((n,)).numpy())
 
-    def val_bpd():
-        return dq.evaluate_bits_per_dim(log_prob, split.validation, L, num_samples=1, seed=123)
-
-    history = {"step": [0], "val_bits_per_dim": [val_bpd()], "train_bits_per_dim": [None]}
     def state():
         return {k: t.clone() for k, t in flow.state_dict().items()}
 
-    best = (history["val_bits_per_dim"][0], 0, state())
+    tracker = ValidationTracker(log_prob, None, split, state)
+    tracker.record(0)
     batches, start, train_bpd = iter(pipeline(split, batch_size, seed)), time.time(), []
     for step in range(1, steps + 1):
         y, _ = dq.uniform_dequantize(next(batches), L, seed=[seed, step])
@@ -270,18 +280,11 @@ def peer_train(name, split, steps, batch_size, eval_every, seed, smoke):
         optimizer.step()
         train_bpd.append(loss.item() / (D * np.log(2.0)))  # as fit's logged bits_per_dim
         if step % eval_every == 0 or step == steps:
-            v = val_bpd()
-            history["step"].append(step)
-            history["val_bits_per_dim"].append(v)
-            history["train_bits_per_dim"].append(float(np.mean(train_bpd)))
+            tracker.record(step, float(np.mean(train_bpd)))
             train_bpd = []
-            if v < best[0]:
-                best = (v, step, state())
-            print(f"    step {step:5d}  train {history['train_bits_per_dim'][-1]:.3f}  val "
-                  f"{v:.3f} bits/dim  ({time.time() - start:.0f}s)", flush=True)
-    flow.load_state_dict(best[2])
-    history.update(best_step=best[1], best_val_bits_per_dim=best[0],
-                   seconds=time.time() - start,
+    flow.load_state_dict(tracker.best[2])
+    history = tracker.results()
+    history.update(seconds=time.time() - start,
                    parameters=int(sum(p.numel() for p in flow.parameters())),
                    versions={"torch": torch.__version__, "zuko": zuko.__version__})
     return log_prob, sample, history
@@ -301,9 +304,8 @@ def train(dist, dequantizer, optimizer, split, steps, batch_size, eval_every, se
     epochs = max(1, steps // eval_every)
     model.fit(data, epochs=epochs, steps_per_epoch=min(eval_every, steps), verbose=0,
               callbacks=[best])
-    history = dict(best.history)
-    history.update(best_step=best.best[1], best_val_bits_per_dim=best.best[0],
-                   seconds=time.time() - start,
+    history = best.tracker.results()
+    history.update(seconds=time.time() - start,
                    parameters=parameter_count(model.trainable_weights))
     return history
 
