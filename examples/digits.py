@@ -113,7 +113,7 @@ def main(argv=None):
     # Graph mode: XLA slows these small convolutions down on CPU (the full-size step 1.9×,
     # tfp_flows.training.slow_xla), and this keeps --network mlp the same; --jit forces XLA.
     model.compile(optimizer=keras.optimizers.Adam(args.lr),
-                  jit_compile=bool(args.jit) if args.jit is not None else False)
+                  jit_compile=bool(args.jit))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience,
                                          restore_best_weights=True)
     history = model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,

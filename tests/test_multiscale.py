@@ -170,12 +170,10 @@ def test_compile_defaults_to_graph_mode_for_conv_flows_on_cpu(gpu, monkeypatch):
     for transformer in ("affine", "spline"):
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
-            m = FlowModel(_conv_flow(transformer))
-            m.compile(keras.optimizers.Adam())
-            assert m.jit_compile is gpu
-            for jit in (False, "auto") if gpu else (False,):
-                FlowModel(_conv_flow(transformer)).compile(keras.optimizers.Adam(),
-                                                           jit_compile=jit)
+            for jit in (None, "auto", False):
+                m = FlowModel(_conv_flow(transformer))
+                m.compile(keras.optimizers.Adam(), jit_compile=jit)
+                assert m.jit_compile is (gpu and jit is not False)
         m = FlowModel(_conv_flow(transformer))
         if gpu:
             with warnings.catch_warnings():
