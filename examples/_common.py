@@ -28,11 +28,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def parser(description, default_out, duration, seed_help="seed of the data, the weights and "
-           "sampling", measured=None):
+           "sampling", measured=None, jit_default="on, off with --smoke, where compiling costs "
+           "more than it saves"):
     """An ``ArgumentParser`` with the options every example has: --out, --seed, --smoke,
     --verbose, --jit. ``duration`` (e.g. ``"about 3 minutes"``) is how long the default run
     takes on a 2-core CPU and ``measured`` (e.g. ``"2 min 51 s"``) the wall-clock time of one
-    whole default run timed on 2 CPU cores; ``--help`` shows both."""
+    whole default run timed on 2 CPU cores; ``--help`` shows both. ``jit_default`` says what
+    the example does without --jit / --no-jit."""
     timed = (f" (measured: {measured} for the whole run on 2 CPU cores shared with other jobs)"
              if measured else "")
     p = argparse.ArgumentParser(
@@ -46,8 +48,7 @@ def parser(description, default_out, duration, seed_help="seed of the data, the 
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                    help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
-                   help="XLA-compile the train step (default: on, off with --smoke, where "
-                        "compiling costs more than it saves)")
+                   help=f"XLA-compile the train step (default: {jit_default})")
     return p
 
 

@@ -22,7 +22,9 @@ import _common
 
 
 def parse(argv):
-    p = _common.parser(__doc__, "outputs/digits", "about 10 minutes")
+    p = _common.parser(__doc__, "outputs/digits",
+                       "about 3 minutes on 2 idle cores (171 s wall measured on 8 Dec 2026)",
+                       jit_default="off: XLA slows these small convolutions down on CPU")
     p.add_argument("--network", choices=("conv", "mlp"), default="conv",
                    help="coupling networks: 3×3 convolutions or MLPs")
     p.add_argument("--filters", type=int, default=32, help="channels of the conv networks")
